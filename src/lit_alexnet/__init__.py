@@ -1,0 +1,24 @@
+"""lit_alexnet: the 2012 AlexNet paper as a PyTorch Lightning package with Hydra configs.
+
+Krizhevsky, Sutskever and Hinton, "ImageNet Classification with Deep Convolutional Neural
+Networks", NIPS 2012.
+"""
+
+from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
+from lit_alexnet.module import LitAlexNet
+from lit_alexnet.nn import AlexNet, LocalResponseNorm, Norm, Pooling
+from lit_alexnet.optim import PaperSGD, PlateauDecay
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlexNet",
+    "BuiltinDataModule",
+    "ImageFolderDataModule",
+    "LitAlexNet",
+    "LocalResponseNorm",
+    "Norm",
+    "PaperSGD",
+    "PlateauDecay",
+    "Pooling",
+]

@@ -1,0 +1,1 @@
+"""Data: datamodules, the built-in dataset, the paper's transforms and dataset statistics."""

@@ -1,0 +1,128 @@
+"""Training-set statistics used by the paper's preprocessing (sections 2 and 4.1).
+
+The network sees raw RGB values in 0-255 with the training mean subtracted (section 2);
+PCA lighting adds ``eigvec @ (alpha * eigval)`` per image (section 4.1). Statistics are kept
+on the 0-1 scale, the scale ImageNet's published figures use, and converted where applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+STATS_FILENAME = "stats.npz"
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetStats:
+    """Mean, spread and RGB principal components of a training set, on the 0-1 pixel scale.
+
+    Attributes:
+        mean_rgb: per-channel mean, shape (3,).
+        std_rgb: per-channel standard deviation, shape (3,).
+        eigval: eigenvalues of the 3x3 RGB covariance, descending, shape (3,).
+        eigvec: the matching eigenvectors as columns, shape (3, 3).
+        mean_image: the per-pixel mean image after resize-256 and centre-crop-256, shape
+            (256, 256, 3), or None where only per-channel figures are known.
+        source: where the figures come from, for logs.
+    """
+
+    mean_rgb: np.ndarray
+    std_rgb: np.ndarray
+    eigval: np.ndarray
+    eigvec: np.ndarray
+    mean_image: np.ndarray | None = None
+    source: str = "computed"
+
+    def save(self, path: str | Path) -> None:
+        """Write the statistics to an ``.npz`` file."""
+        arrays = {
+            "mean_rgb": self.mean_rgb,
+            "std_rgb": self.std_rgb,
+            "eigval": self.eigval,
+            "eigvec": self.eigvec,
+        }
+        if self.mean_image is not None:
+            arrays["mean_image"] = self.mean_image
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> DatasetStats:
+        """Read statistics written by :meth:`save`."""
+        with np.load(path) as f:
+            return cls(
+                mean_rgb=f["mean_rgb"],
+                std_rgb=f["std_rgb"],
+                eigval=f["eigval"],
+                eigvec=f["eigvec"],
+                mean_image=f["mean_image"] if "mean_image" in f else None,
+                source=str(path),
+            )
+
+
+# ImageNet's published figures (0-1 scale), as used by fb.resnet.torch and torchvision.
+IMAGENET_STATS = DatasetStats(
+    mean_rgb=np.array([0.485, 0.456, 0.406]),
+    std_rgb=np.array([0.229, 0.224, 0.225]),
+    eigval=np.array([0.2175, 0.0188, 0.0045]),
+    eigvec=np.array(
+        [
+            [-0.5675, 0.7192, 0.4009],
+            [-0.5808, -0.0045, -0.8140],
+            [-0.5836, -0.6948, 0.4203],
+        ]
+    ),
+    mean_image=None,
+    source="ImageNet's published figures",
+)
+
+
+def stats_for_root(root: str | Path) -> DatasetStats:
+    """The statistics stored beside a dataset root, else ImageNet's published figures."""
+    path = Path(root) / STATS_FILENAME
+    return DatasetStats.load(path) if path.is_file() else IMAGENET_STATS
+
+
+def compute_stats(images: Iterable[np.ndarray]) -> DatasetStats:
+    """Statistics of uint8 HxWx3 images that all have the same size (the 256x256 centre crops).
+
+    Accumulates in float64 in one pass, so it runs over a dataset of any length.
+    """
+    total: np.ndarray | None = None
+    outer = np.zeros((3, 3))
+    channel_sum = np.zeros(3)
+    pixels = 0
+    count = 0
+    for image in images:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected HxWx3 images, got shape {image.shape}")
+        x = image.astype(np.float64) / 255.0
+        if total is None:
+            total = np.zeros_like(x)
+        elif x.shape != total.shape:
+            raise ValueError(f"image of shape {x.shape} among images of {total.shape}")
+        total += x
+        flat = x.reshape(-1, 3)
+        channel_sum += flat.sum(0)
+        outer += flat.T @ flat
+        pixels += flat.shape[0]
+        count += 1
+    if total is None:
+        raise ValueError("compute_stats needs at least one image")
+    mean_rgb = channel_sum / pixels
+    cov = outer / pixels - np.outer(mean_rgb, mean_rgb)
+    eigval, eigvec = np.linalg.eigh(cov)
+    order = np.argsort(eigval)[::-1]
+    return DatasetStats(
+        mean_rgb=mean_rgb,
+        std_rgb=np.sqrt(np.diag(cov)),
+        eigval=eigval[order],
+        eigvec=eigvec[:, order],
+        mean_image=(total / count).astype(np.float32),
+    )

@@ -1,0 +1,121 @@
+"""LitAlexNet: the paper's training and evaluation as a LightningModule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from torchmetrics.classification import MulticlassAccuracy
+
+from lit_alexnet.nn import AlexNet, Norm, Pooling
+from lit_alexnet.optim import PaperSGD
+
+OptimizerFactory = Callable[[Iterable[Tensor]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler | ReduceLROnPlateau]
+
+class TopKError(MulticlassAccuracy):
+    """The fraction of images whose label is not among the ``k`` best scores (section 6)."""
+
+    higher_is_better = False
+
+    def __init__(self, num_classes: int, k: int) -> None:
+        super().__init__(num_classes, top_k=min(k, num_classes), average="micro")
+
+    def compute(self) -> Tensor:
+        return 1.0 - super().compute()
+
+
+# The paper's criterion for dropping the learning rate (section 5).
+MONITOR = "val/top1_error"
+
+
+class LitAlexNet(L.LightningModule):
+    """AlexNet trained with cross-entropy and judged by top-1 and top-5 error (section 6).
+
+    The network arguments are those of :class:`lit_alexnet.AlexNet`. ``optimizer`` and
+    ``scheduler`` are factories, such as Hydra partials: ``optimizer(params)`` and
+    ``scheduler(optimizer)``. By default the paper's SGD (lr 0.01, momentum 0.9, weight decay
+    0.0005) with no schedule. A :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` watches
+    the validation top-1 error.
+
+    A validation or test batch of shape ``[B, n, 3, H, W]`` holds ``n`` views per image
+    (the paper's ten crops, section 4.1); their softmax outputs are averaged.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        towers: int = 2,
+        norm: str | Norm | Mapping[str, Any] = "lrn",
+        pooling: str | Pooling | Mapping[str, Any] = "overlap",
+        activation: str = "relu",
+        dropout: float = 0.5,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.net = AlexNet(num_classes, towers, norm, pooling, activation, dropout)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        for stage in ("train", "val", "test"):
+            setattr(self, f"{stage}_top1_error", TopKError(num_classes, k=1))
+            setattr(self, f"{stage}_top5_error", TopKError(num_classes, k=5))
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits for ``[B, 3, 224, 224]`` images."""
+        return self.net(images)
+
+    def predict_proba(self, images: Tensor) -> Tensor:
+        """Class probabilities; ``[B, n, 3, H, W]`` views are averaged in softmax space."""
+        if images.ndim == 5:
+            b, n = images.shape[:2]
+            probs = self.net(images.flatten(0, 1)).softmax(-1)
+            return probs.view(b, n, -1).mean(1)
+        return self.net(images).softmax(-1)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        logits = self.net(images)
+        loss = F.cross_entropy(logits, labels)
+        self._log_errors("train", loss, logits, labels, on_step=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def _evaluate(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
+        images, labels = batch
+        probs = self.predict_proba(images)
+        loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels)
+        self._log_errors(stage, loss, probs, labels, on_step=False)
+
+    def _log_errors(
+        self, stage: str, loss: Tensor, scores: Tensor, labels: Tensor, on_step: bool
+    ) -> None:
+        opts: dict[str, Any] = dict(on_step=on_step, on_epoch=True, batch_size=labels.shape[0])
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", **opts)
+        for name in ("top1_error", "top5_error"):
+            metric: TopKError = getattr(self, f"{stage}_{name}")
+            metric(scores, labels)
+            self.log(f"{stage}/{name}", metric, prog_bar=name == "top1_error", **opts)
+
+    def configure_optimizers(self) -> Any:
+        params = self.net.parameters()
+        optimizer = self.optimizer_factory(params) if self.optimizer_factory else PaperSGD(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, ReduceLROnPlateau):
+            config["monitor"] = MONITOR
+        return {"optimizer": optimizer, "lr_scheduler": config}

@@ -1,0 +1,164 @@
+"""The network against the paper's table (section 3.5, Figure 2) and init (section 5)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from lit_alexnet import AlexNet, LocalResponseNorm
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def paper_param_count(num_classes: int, groups: int) -> int:
+    """Counted from the paper's table: (in/groups * k * k + 1) * out per layer."""
+    convs = [(3, 96, 11, 1), (96, 256, 5, groups), (256, 384, 3, 1), (384, 384, 3, groups),
+             (384, 256, 3, groups)]
+    fcs = [(256 * 6 * 6, 4096), (4096, 4096), (4096, num_classes)]
+    return sum((i // g * k * k + 1) * o for i, o, k, g in convs) + sum((i + 1) * o for i, o in fcs)
+
+
+def test_parameter_count_two_towers() -> None:
+    assert n_params(AlexNet()) == 60_965_224 == paper_param_count(1000, groups=2)
+
+
+def test_parameter_count_ungrouped() -> None:
+    assert n_params(AlexNet(towers=1)) == 62_378_344 == paper_param_count(1000, groups=1)
+
+
+def test_parameter_count_other_classes() -> None:
+    assert n_params(AlexNet(num_classes=10)) == paper_param_count(10, groups=2)
+
+
+@pytest.mark.parametrize("pooling", ["overlap", "standard"])
+def test_map_sizes_follow_the_paper(pooling: str) -> None:
+    net = AlexNet(num_classes=10, pooling=pooling).eval()
+    sizes: list[int] = []
+    for tower in net.towers[:1]:
+        tower.conv1.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+        tower.conv2.register_forward_hook(lambda m, i, o: sizes.append(i[0].shape[-1]))
+        tower.conv3.register_forward_hook(lambda m, i, o: sizes.append(i[0].shape[-1]))
+    with torch.no_grad():
+        features = net.forward_features(torch.randn(2, 3, 224, 224))
+        logits = net(torch.randn(2, 3, 224, 224))
+    assert sizes[:3] == [55, 27, 13]
+    assert features.shape == (2, 256, 6, 6)
+    assert logits.shape == (2, 10)
+
+
+def test_towers_are_separate_submodules_that_split_every_layer() -> None:
+    net = AlexNet()
+    assert len(net.towers) == 2
+    a, b = net.towers
+    assert a.conv1.out_channels == b.conv1.out_channels == 48
+    assert a.conv2.in_channels == 48 and a.conv2.out_channels == 128
+    assert a.conv3.in_channels == 256  # conv3 reads both towers
+    assert a.conv4.in_channels == 192 and a.conv5.out_channels == 128
+    assert a.fc6.in_features == 9216 and a.fc6.out_features == 2048  # fc6 reads both
+    assert a.fc7.in_features == 4096
+    assert net.fc8.in_features == 4096
+    assert not set(map(id, a.parameters())) & set(map(id, b.parameters()))
+
+
+def test_lower_layers_read_only_their_own_tower() -> None:
+    """Changing tower 2's conv1 weights leaves tower 1's conv2 output untouched."""
+    net = AlexNet(num_classes=10).eval()
+    x = torch.randn(1, 3, 224, 224)
+    before = net.towers[0].lower(x)
+    with torch.no_grad():
+        net.towers[1].conv1.weight.add_(1.0)
+    assert torch.equal(before, net.towers[0].lower(x))
+
+
+def test_two_towers_equal_torch_grouped_convolutions() -> None:
+    """The tower split computes what one net with groups=2 in conv2, conv4, conv5 computes."""
+    torch.manual_seed(0)
+    net = AlexNet(num_classes=10, norm="none", dropout=0.0).eval()
+    a, b = net.towers
+
+    def merged(layer: str, in_channels: int, groups: int) -> nn.Conv2d:
+        la, lb = getattr(a, layer), getattr(b, layer)
+        conv = nn.Conv2d(in_channels, 2 * la.out_channels, la.kernel_size, la.stride,
+                         la.padding, groups=groups)
+        conv.weight.data = torch.cat([la.weight, lb.weight])
+        conv.bias.data = torch.cat([la.bias, lb.bias])
+        return conv
+
+    ref = nn.Sequential(
+        merged("conv1", 3, 1), nn.ReLU(), nn.MaxPool2d(3, 2),
+        merged("conv2", 96, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        merged("conv3", 256, 1), nn.ReLU(),
+        merged("conv4", 384, 2), nn.ReLU(),
+        merged("conv5", 384, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+    )
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(net.forward_features(x), ref(x), rtol=1e-4, atol=1e-4)
+
+
+def test_paper_initialisation() -> None:
+    torch.manual_seed(0)
+    net = AlexNet()
+    bias_one = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+    for tower in net.towers:
+        for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"):
+            layer = getattr(tower, name)
+            w = layer.weight
+            assert abs(w.mean().item()) < 1e-3, name
+            assert w.std().item() == pytest.approx(0.01, rel=0.05), name
+            assert torch.all(layer.bias == (1.0 if name in bias_one else 0.0)), name
+    assert net.fc8.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    assert torch.all(net.fc8.bias == 0.0)
+
+
+def test_norm_choices() -> None:
+    assert isinstance(AlexNet(norm="lrn").towers[0].norm1, LocalResponseNorm)
+    assert isinstance(AlexNet(norm="batch").towers[0].norm2, nn.BatchNorm2d)
+    assert isinstance(AlexNet(norm="none").towers[0].norm1, nn.Identity)
+
+
+def test_activation_choices() -> None:
+    assert isinstance(AlexNet(activation="tanh").towers[1].act, nn.Tanh)
+    assert isinstance(AlexNet().towers[1].act, nn.ReLU)
+
+
+def test_standard_pooling_is_two_by_two() -> None:
+    pool = AlexNet(pooling="standard").towers[0].pool
+    assert (pool.kernel_size, pool.stride) == (2, 2)
+
+
+def test_dropout_only_in_training() -> None:
+    net = AlexNet(num_classes=10)
+    x = torch.randn(2, 3, 224, 224)
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))
+    net.train()
+    with torch.no_grad():
+        assert not torch.equal(net(x), net(x))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(towers=3), "towers=3"),
+        (dict(norm="lrm"), "norm='lrm'"),
+        (dict(pooling="overlapp"), "pooling='overlapp'"),
+        (dict(activation="gelu"), "activation='gelu'"),
+        (dict(dropout=1.0), "dropout=1.0"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        AlexNet(**kwargs)
+
+
+def test_same_budget_as_torchvision() -> None:
+    """torchvision's one-tower variant differs only in its channel counts."""
+    ours, theirs = n_params(AlexNet()), n_params(torchvision.models.alexnet())
+    assert theirs == 61_100_840
+    assert abs(ours - theirs) / theirs < 0.01
