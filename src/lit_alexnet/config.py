@@ -208,8 +208,8 @@ def register_configs() -> None:
     """Store the schemas in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    cs.store(group="data", name="builtin_schema", node=BuiltinDataConfig)
-    cs.store(group="data", name="folder_schema", node=FolderDataConfig)
+    cs.store(group="schema/data", name="builtin", node=BuiltinDataConfig)
+    cs.store(group="schema/data", name="folder", node=FolderDataConfig)
 
 
 GROUP_SCHEMAS = {

@@ -60,7 +60,8 @@ class LitAlexNet(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        # The run logs the whole resolved config itself; keep hparams for checkpoints only.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.net = AlexNet(num_classes, towers, norm, pooling, activation, dropout)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler

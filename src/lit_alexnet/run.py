@@ -35,6 +35,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     datamodule = instantiate(cfg.data)
     model = instantiate(
         cfg.model,
+        _convert_="all",  # plain hyperparameters, so checkpoints load with weights_only=True
         num_classes=datamodule.num_classes,
         norm=OmegaConf.to_container(cfg.norm),
         pooling=OmegaConf.to_container(cfg.pooling),

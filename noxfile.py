@@ -1,0 +1,42 @@
+"""nox sessions: tests, lint, typecheck and the benchmarks.
+
+Sessions reuse the interpreter's installed packages (torch is several GB) and install the
+project on top, so `nox -s tests` on a machine that ran the README's install is quick.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+VENV = {"venv_params": ["--system-site-packages"]}
+
+
+@nox.session(**VENV)
+def tests(session: nox.Session) -> None:
+    """The test suite (pass e.g. `-- -m slow` for the slow tests)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(**VENV)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and import order."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "noxfile.py")
+
+
+@nox.session(**VENV)
+def typecheck(session: nox.Session) -> None:
+    """mypy over the package."""
+    session.install("mypy", "-e", ".")
+    session.run("mypy")
+
+
+@nox.session(name="bench-model", **VENV)
+def bench_model(session: nox.Session) -> None:
+    """Training-step time of AlexNet against torchvision's alexnet, written to benchmarks/."""
+    session.install("-e", ".")
+    session.run("python", "-m", "lit_alexnet.bench", "model", "--output",
+                "benchmarks/model-cpu.md", *session.posargs)

@@ -1,0 +1,49 @@
+"""The built wheel carries the Hydra configs: the smoke run works from any directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def test_installed_wheel_runs_the_smoke_experiment_from_anywhere(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    dist = tmp_path / "dist"
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", dist,
+        REPO, cwd=tmp_path)
+    (wheel,) = dist.glob("lit_alexnet-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "lit_alexnet/conf/train.yaml" in names
+    assert "lit_alexnet/conf/experiment/smoke.yaml" in names
+
+    # A clean environment for the package itself; the heavy dependencies come from the
+    # interpreter's site-packages rather than being installed again.
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", "--system-site-packages", venv, cwd=tmp_path)
+    python = venv / "bin" / "python"
+    run(python, "-m", "pip", "install", "--no-deps", "--no-index", wheel, cwd=tmp_path)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    where = run(python, "-c", "import lit_alexnet.config as c; print(c.__file__); "
+                "print(c.config_dir())", cwd=elsewhere, env=env).split()
+    assert all(Path(p).is_relative_to(venv) for p in where), where
+    out = run(python, "-m", "lit_alexnet.train", "+experiment=smoke", "logger=csv",
+              cwd=elsewhere, env=env)
+    assert "val top-1 error" in out
+    assert list((elsewhere / "outputs").glob("*/*/checkpoints/last.ckpt"))

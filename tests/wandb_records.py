@@ -1,0 +1,56 @@
+"""Read the records of an offline W&B run file (``run-*.wandb``) without W&B's own reader.
+
+The file is W&B's 7-byte header followed by LevelDB's log format (32 KiB blocks of
+checksummed chunks), each record a ``wandb_internal_pb2.Record`` protobuf.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK = 32 * 1024
+HEADER = 7
+CHUNK_HEADER = 7  # crc32, length, type
+FULL, LAST = 1, 4
+
+
+def records(path: Path) -> Iterator[wandb_internal_pb2.Record]:
+    raw = path.read_bytes()
+    if not raw.startswith(b":W&B"):
+        raise ValueError(f"{path} is not a W&B run file")
+    pos, parts = HEADER, b""
+    while pos + CHUNK_HEADER <= len(raw):
+        if BLOCK - pos % BLOCK < CHUNK_HEADER:  # block trailer too short for a chunk
+            pos += BLOCK - pos % BLOCK
+            continue
+        _, length, kind = struct.unpack("<IHB", raw[pos : pos + CHUNK_HEADER])
+        pos += CHUNK_HEADER
+        parts += raw[pos : pos + length]
+        pos += length
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(parts)
+            yield record
+            parts = b""
+
+
+def config_and_history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run's config (key -> value) and its history rows."""
+    config: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    for record in records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "config":
+            config.update({u.key: json.loads(u.value_json) for u in record.config.update})
+        elif kind == "history":
+            history.append(
+                {"/".join(i.nested_key) or i.key: json.loads(i.value_json)
+                 for i in record.history.item}
+            )
+    return config, history
