@@ -37,7 +37,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tupl
 
 
 def test_smoke_run_prints_the_final_line(smoke_run: tuple[Path, str]) -> None:
-    run_dir, out = smoke_run
+    _, out = smoke_run
     match = FINAL_LINE.search(out)
     assert match, out[-2000:]
     top1, top5 = float(match[1]), float(match[2])

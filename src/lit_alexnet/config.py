@@ -31,7 +31,9 @@ def config_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "conf"
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError(f"no Hydra config tree at {packaged} or {checkout}: reinstall lit-alexnet")
+    raise FileNotFoundError(
+        f"no Hydra config tree at {packaged} or {checkout}: reinstall lit-alexnet"
+    )
 
 
 def _choice(key: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -122,7 +124,10 @@ class SchedulerConfig:
     def __post_init__(self) -> None:
         _check(0 < self.factor < 1, "scheduler.factor", self.factor, "must be in (0, 1)")
         _check(self.patience >= 0, "scheduler.patience", self.patience, "must be >= 0")
-        _check(self.max_reductions >= 0, "scheduler.max_reductions", self.max_reductions, "must be >= 0")
+        _check(
+            self.max_reductions >= 0, "scheduler.max_reductions", self.max_reductions,
+            "must be >= 0",
+        )
 
 
 @dataclass
@@ -224,7 +229,8 @@ GROUP_SCHEMAS = {
 def validate(cfg: DictConfig) -> None:
     """Check every group's values against its schema's rules, raising a ValueError that names
     the key. Runs before anything is instantiated."""
-    if "root" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "root"):
+    # keys(), not `in cfg.data`: a DictConfig hides keys whose value is missing (???).
+    if "root" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "root"):  # noqa: SIM118
         raise ValueError(
             f"data.root is required for this dataset: add data.root=/path/to/root "
             f"(a folder with train/<class>/ and val/<class>/; {cfg.data._target_})"

@@ -64,8 +64,9 @@ def train(cfg: DictConfig) -> float:
         )
         if cfg.test:
             (result,) = trainer.test(model, datamodule=datamodule, ckpt_path="best")
+            views = getattr(datamodule, "test_views", "center")
             print(
-                f"test ({datamodule.test_views}) top-1 error {result['test/top1_error']:.3f} | "
+                f"test ({views}) top-1 error {result['test/top1_error']:.3f} | "
                 f"top-5 error {result['test/top5_error']:.3f}"
             )
         return top1

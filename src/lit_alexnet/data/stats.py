@@ -61,7 +61,7 @@ class DatasetStats:
                 std_rgb=f["std_rgb"],
                 eigval=f["eigval"],
                 eigvec=f["eigvec"],
-                mean_image=f["mean_image"] if "mean_image" in f else None,
+                mean_image=f.get("mean_image"),
                 source=str(path),
             )
 

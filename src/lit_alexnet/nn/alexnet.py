@@ -17,9 +17,9 @@ their own tower; conv3, fc6, fc7 and fc8 read both, which is where the 2012 GPUs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -165,13 +165,13 @@ class AlexNet(nn.Module):
             raise ValueError(f"num_classes={num_classes!r} must be positive")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
-        norm = _as(Norm, norm, Norm)
-        pooling = _as(Pooling, pooling, Pooling.named)
-        self.map_sizes = feature_map_sizes(pooling)
+        norm_spec = _spec(Norm, norm, Norm)
+        pool_spec = _spec(Pooling, pooling, Pooling.named)
+        self.map_sizes = feature_map_sizes(pool_spec)
         if self.map_sizes[-1] < 1:
-            raise ValueError(f"pooling {pooling} leaves no spatial extent for 224x224 input")
+            raise ValueError(f"pooling {pool_spec} leaves no spatial extent for 224x224 input")
         self.towers = nn.ModuleList(
-            Tower(towers, norm, pooling, activation, dropout, self.map_sizes[-1])
+            Tower(towers, norm_spec, pool_spec, activation, dropout, self.map_sizes[-1])
             for _ in range(towers)
         )
         self.fc8 = nn.Linear(WIDTHS["fc7"], num_classes)
@@ -183,29 +183,37 @@ class AlexNet(nn.Module):
             for name, layer in tower.named_children():
                 if isinstance(layer, nn.Conv2d | nn.Linear):
                     nn.init.normal_(layer.weight, 0.0, WEIGHT_STD)
-                    nn.init.constant_(layer.bias, 1.0 if name in BIAS_ONE else 0.0)
+                    nn.init.constant_(cast(Tensor, layer.bias), 1.0 if name in BIAS_ONE else 0.0)
         nn.init.normal_(self.fc8.weight, 0.0, WEIGHT_STD)
         nn.init.zeros_(self.fc8.bias)
 
     def forward_features(self, image: Tensor) -> Tensor:
         """The pooled conv5 maps of all towers, ``[B, 256, 6, 6]`` for 224x224 input."""
-        both = torch.cat([tower.lower(image) for tower in self.towers], dim=1)
-        return torch.cat([tower.upper(both) for tower in self.towers], dim=1)
+        both = torch.cat([tower.lower(image) for tower in self._towers], dim=1)
+        return torch.cat([tower.upper(both) for tower in self._towers], dim=1)
 
     def forward(self, image: Tensor) -> Tensor:
         """Class scores (logits) for a batch of ``[B, 3, 224, 224]`` mean-subtracted images."""
         x = torch.flatten(self.forward_features(image), 1)
-        x = torch.cat([tower.head6(x) for tower in self.towers], dim=1)
-        x = torch.cat([tower.head7(x) for tower in self.towers], dim=1)
+        x = torch.cat([tower.head6(x) for tower in self._towers], dim=1)
+        x = torch.cat([tower.head7(x) for tower in self._towers], dim=1)
         return self.fc8(x)
 
+    @property
+    def _towers(self) -> Sequence[Tower]:
+        return cast(Sequence[Tower], self.towers)
 
-def _as(cls: type, value: Any, from_name: Callable[[str], Any]) -> Any:
+
+Spec = TypeVar("Spec", Norm, Pooling)
+
+
+def _spec(cls: type[Spec], value: Any, from_name: Callable[[str], Spec]) -> Spec:
+    """A Norm or Pooling from itself, a preset name, or a mapping such as a Hydra config."""
     if isinstance(value, cls):
         return value
     if isinstance(value, str):
         return from_name(value)
     if isinstance(value, Mapping):
-        fields = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}
-        return cls(**fields)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in value.items() if k in names})
     raise TypeError(f"expected a str, a mapping or {cls.__name__}, got {value!r}")
