@@ -162,3 +162,19 @@ def test_same_budget_as_torchvision() -> None:
     ours, theirs = n_params(AlexNet()), n_params(torchvision.models.alexnet())
     assert theirs == 61_100_840
     assert abs(ours - theirs) / theirs < 0.01
+
+
+def test_torch_init_keeps_pytorch_defaults() -> None:
+    """init="torch": weights uniform in +-1/sqrt(fan_in), as torch.nn.Conv2d makes them."""
+    net = AlexNet(init="torch")
+    for tower in net.towers:
+        w = tower.conv2.weight
+        bound = 1 / (w[0].numel() ** 0.5)
+        assert w.abs().max().item() <= bound
+        assert w.std().item() == pytest.approx(bound / 3**0.5, rel=0.05)
+        assert not torch.all(tower.fc6.bias == 1.0)
+
+
+def test_unknown_init_is_refused() -> None:
+    with pytest.raises(ValueError, match="init='kaiming'"):
+        AlexNet(init="kaiming")

@@ -47,11 +47,21 @@ def test_every_experiment_composes_and_validates(experiment: str, tmp_path: Path
     OmegaConf.to_container(cfg, resolve=True)
 
 
-def test_resolved_config_has_the_recipe_keys() -> None:
-    cfg = composed()
-    for key in ("optimizer.lr", "optimizer.momentum", "optimizer.weight_decay",
-                "data.batch_size", "trainer.max_epochs"):
+@pytest.mark.parametrize("overrides", [[], ["optimizer=paper_sgd"], ["optimizer=sgd"]])
+def test_resolved_config_has_the_recipe_keys(overrides: list[str]) -> None:
+    cfg = composed(*overrides)
+    keys = ["optimizer.lr", "optimizer.weight_decay", "data.batch_size", "trainer.max_epochs"]
+    if cfg.optimizer._target_ != "torch.optim.AdamW":
+        keys.append("optimizer.momentum")
+    for key in keys:
         assert OmegaConf.select(cfg, key) is not None, key
+
+
+def test_quickstart_keeps_the_papers_network() -> None:
+    cfg = composed()
+    assert (cfg.norm.name, cfg.pooling.name, cfg.model.towers) == ("lrn", "overlap", 2)
+    assert cfg.model.dropout == 0.5 and cfg.model.activation == "relu"
+    assert cfg.scheduler.max_lr == cfg.optimizer.lr  # one cycle peaks at the optimizer's lr
 
 
 def test_paper_experiment_is_section_5(tmp_path: Path) -> None:
@@ -66,6 +76,8 @@ def test_paper_experiment_is_section_5(tmp_path: Path) -> None:
     assert cfg.data._target_ == "lit_alexnet.ImageFolderDataModule"
     assert (cfg.norm.name, cfg.pooling.kernel_size, cfg.pooling.stride) == ("lrn", 3, 2)
     assert cfg.model.towers == 2 and cfg.model.dropout == 0.5
+    assert cfg.model.init == "paper"
+    assert cfg.trainer.precision == "32-true"
 
 
 @pytest.mark.parametrize(("choice", "kernel"), [("overlap", 3), ("standard", 2)])
@@ -101,16 +113,19 @@ def test_wrong_type_fails_at_composition() -> None:
     [
         ("model.towers=3", "model.towers=3"),
         ("optimizer.lr=-0.01", "optimizer.lr=-0.01"),
-        ("optimizer.momentum=1.5", "optimizer.momentum=1.5"),
+        ("optimizer=paper_sgd optimizer.momentum=1.5", "optimizer.momentum=1.5"),
         ("model.dropout=1.0", "model.dropout=1.0"),
         ("data.batch_size=0", "data.batch_size=0"),
         ("norm.name=lrm", "norm.name='lrm'"),
         ("pooling.kernel_size=0", "pooling.kernel_size=0"),
         ("model.activation=gelu", "model.activation='gelu'"),
+        ("model.init=xavier", "model.init='xavier'"),
+        ("optimizer.betas=[0.9,1.5]", "optimizer.betas="),
+        ("scheduler.pct_start=1.5", "scheduler.pct_start=1.5"),
     ],
 )
 def test_bad_values_fail_validation_naming_the_key(override: str, message: str) -> None:
-    cfg = composed(override)
+    cfg = composed(*override.split())
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         build(cfg)
 

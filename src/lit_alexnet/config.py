@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lit_alexnet.nn.alexnet import ACTIVATIONS, Norm, Pooling, feature_map_sizes
+from lit_alexnet.nn.alexnet import ACTIVATIONS, INITS, Norm, Pooling, feature_map_sizes
 
 NORMS = ("lrn", "none", "batch")
 VIEWS = ("center", "ten_crop")
@@ -54,9 +54,11 @@ class ModelConfig:
     towers: int = 2
     activation: str = "relu"
     dropout: float = 0.5
+    init: str = "paper"
 
     def __post_init__(self) -> None:
         _choice("model.towers", self.towers, (1, 2))
+        _choice("model.init", self.init, INITS)
         _choice("model.activation", self.activation, sorted(ACTIVATIONS))
         _check(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
 
@@ -96,23 +98,44 @@ class PoolingConfig:
 
 @dataclass
 class OptimizerConfig:
-    """``optimizer``: a factory called with the parameters (section 5's SGD by default)."""
+    """``optimizer``: a factory called with the parameters."""
 
-    _target_: str = "lit_alexnet.PaperSGD"
+    _target_: str = MISSING
     _partial_: bool = True
     lr: float = 0.01
-    momentum: float = 0.9
     weight_decay: float = 5e-4
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "optimizer.lr", self.lr, "must be positive")
-        _check(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "must be in [0, 1)")
         _check(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, "must be >= 0")
 
 
 @dataclass
-class SchedulerConfig:
-    """``scheduler``: the paper's drop of the learning rate on a validation plateau."""
+class SGDConfig(OptimizerConfig):
+    """``optimizer=paper_sgd`` or ``sgd``: section 5's SGD with momentum."""
+
+    momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "must be in [0, 1)")
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    """``optimizer=adamw``: AdamW, for short runs where the paper's SGD has no time to start."""
+
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(all(0 <= b < 1 for b in self.betas), "optimizer.betas", self.betas,
+               "must be in [0, 1)")
+
+
+@dataclass
+class PlateauConfig:
+    """``scheduler=plateau``: the paper's drop of the learning rate on a validation plateau."""
 
     _target_: str = "lit_alexnet.PlateauDecay"
     _partial_: bool = True
@@ -128,6 +151,20 @@ class SchedulerConfig:
             self.max_reductions >= 0, "scheduler.max_reductions", self.max_reductions,
             "must be >= 0",
         )
+
+
+@dataclass
+class OneCycleConfig:
+    """``scheduler=onecycle``: warm up to ``max_lr`` then anneal, over the whole run."""
+
+    _target_: str = "torch.optim.lr_scheduler.OneCycleLR"
+    _partial_: bool = True
+    max_lr: float = MISSING
+    pct_start: float = 0.25
+
+    def __post_init__(self) -> None:
+        _check(self.max_lr > 0, "scheduler.max_lr", self.max_lr, "must be positive")
+        _check(0 < self.pct_start < 1, "scheduler.pct_start", self.pct_start, "must be in (0, 1)")
 
 
 @dataclass
@@ -197,8 +234,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     norm: NormConfig = field(default_factory=NormConfig)
     pooling: PoolingConfig = field(default_factory=PoolingConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig | None = None
+    optimizer: Any = MISSING
+    scheduler: Any = None
     trainer: Any = MISSING
     logger: Any = None
     callbacks: Any = None
@@ -215,15 +252,12 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(group="schema/data", name="builtin", node=BuiltinDataConfig)
     cs.store(group="schema/data", name="folder", node=FolderDataConfig)
+    cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
+    cs.store(group="schema/optimizer", name="adamw", node=AdamConfig)
+    cs.store(group="schema/scheduler", name="plateau", node=PlateauConfig)
+    cs.store(group="schema/scheduler", name="onecycle", node=OneCycleConfig)
 
 
-GROUP_SCHEMAS = {
-    "model": ModelConfig,
-    "norm": NormConfig,
-    "pooling": PoolingConfig,
-    "optimizer": OptimizerConfig,
-    "scheduler": SchedulerConfig,
-}
 
 
 def validate(cfg: DictConfig) -> None:

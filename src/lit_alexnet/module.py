@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_alexnet.nn import AlexNet, Norm, Pooling
@@ -56,13 +57,14 @@ class LitAlexNet(L.LightningModule):
         pooling: str | Pooling | Mapping[str, Any] = "overlap",
         activation: str = "relu",
         dropout: float = 0.5,
+        init: str = "paper",
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
         # The run logs the whole resolved config itself; keep hparams for checkpoints only.
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
-        self.net = AlexNet(num_classes, towers, norm, pooling, activation, dropout)
+        self.net = AlexNet(num_classes, towers, norm, pooling, activation, dropout, init)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         for stage in ("train", "val", "test"):
@@ -115,8 +117,23 @@ class LitAlexNet(L.LightningModule):
         optimizer = self.optimizer_factory(params) if self.optimizer_factory else PaperSGD(params)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
+        kwargs = {}
+        if _takes_total_steps(self.scheduler_factory):
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
         config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
         if isinstance(scheduler, ReduceLROnPlateau):
             config["monitor"] = MONITOR
+        elif isinstance(scheduler, OneCycleLR):
+            config["interval"] = "step"
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def _takes_total_steps(factory: SchedulerFactory) -> bool:
+    """Whether a scheduler factory still needs the run's length (OneCycleLR's total_steps)."""
+    bound = getattr(factory, "keywords", {})
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return "total_steps" in params and "total_steps" not in bound
