@@ -258,8 +258,6 @@ def register_configs() -> None:
     cs.store(group="schema/scheduler", name="onecycle", node=OneCycleConfig)
 
 
-
-
 def validate(cfg: DictConfig) -> None:
     """Check every group's values against its schema's rules, raising a ValueError that names
     the key. Runs before anything is instantiated."""

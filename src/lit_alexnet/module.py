@@ -18,7 +18,8 @@ from lit_alexnet.nn import AlexNet, Norm, Pooling
 from lit_alexnet.optim import PaperSGD
 
 OptimizerFactory = Callable[[Iterable[Tensor]], Optimizer]
-SchedulerFactory = Callable[[Optimizer], LRScheduler | ReduceLROnPlateau]
+SchedulerFactory = Callable[..., LRScheduler | ReduceLROnPlateau]
+
 
 class TopKError(MulticlassAccuracy):
     """The fraction of images whose label is not among the ``k`` best scores (section 6)."""
@@ -43,7 +44,8 @@ class LitAlexNet(L.LightningModule):
     ``scheduler`` are factories, such as Hydra partials: ``optimizer(params)`` and
     ``scheduler(optimizer)``. By default the paper's SGD (lr 0.01, momentum 0.9, weight decay
     0.0005) with no schedule. A :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` watches
-    the validation top-1 error.
+    the validation top-1 error; a factory that takes ``total_steps`` (one cycle) gets the
+    run's number of optimizer steps and is stepped after every batch.
 
     A validation or test batch of shape ``[B, n, 3, H, W]`` holds ``n`` views per image
     (the paper's ten crops, section 4.1); their softmax outputs are averaged.
