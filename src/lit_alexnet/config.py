@@ -126,6 +126,7 @@ class AdamConfig(OptimizerConfig):
     """``optimizer=adamw``: AdamW, for short runs where the paper's SGD has no time to start."""
 
     betas: tuple[float, float] = (0.9, 0.999)
+    fused: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
