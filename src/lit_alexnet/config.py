@@ -16,11 +16,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lit_alexnet.nn.alexnet import ACTIVATIONS, INITS, Norm, Pooling, feature_map_sizes
-
-NORMS = ("lrn", "none", "batch")
-VIEWS = ("center", "ten_crop")
-MEANS = ("image", "channel")
+from lit_alexnet.data.torchvision import VIEWS
+from lit_alexnet.data.transforms import MEAN_MODES
+from lit_alexnet.nn.alexnet import ACTIVATIONS, INITS, NORMS, Norm, Pooling, feature_map_sizes
 
 
 def config_dir() -> Path:
@@ -187,7 +185,7 @@ class DataConfig:
             self.num_workers is None or self.num_workers >= 0,
             "data.num_workers", self.num_workers, "must be >= 0 or null (one per spare core)",
         )
-        _choice("data.mean", self.mean, MEANS)
+        _choice("data.mean", self.mean, MEAN_MODES)
         _check(self.lighting_std >= 0, "data.lighting_std", self.lighting_std, "must be >= 0")
         _choice("data.val_views", self.val_views, VIEWS)
         _choice("data.test_views", self.test_views, VIEWS)

@@ -16,6 +16,7 @@ from lit_alexnet.data.stats import IMAGENET_STATS, DatasetStats, stats_for_root
 from lit_alexnet.data.transforms import ten_crop_transform, train_transform, val_transform
 
 Views = Literal["center", "ten_crop"]
+VIEWS: tuple[Views, ...] = ("center", "ten_crop")
 MeanMode = Literal["image", "channel"]
 
 
@@ -65,8 +66,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         if lighting_std < 0:
             raise ValueError(f"lighting_std={lighting_std!r} must be non-negative")
         for name, views in (("val_views", val_views), ("test_views", test_views)):
-            if views not in ("center", "ten_crop"):
-                raise ValueError(f"{name}={views!r}: choose 'center' or 'ten_crop'")
+            if views not in VIEWS:
+                raise ValueError(f"{name}={views!r}: choose one of {list(VIEWS)}")
         self.root = Path(root).expanduser()
         self.batch_size = batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers

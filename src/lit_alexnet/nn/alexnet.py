@@ -33,6 +33,7 @@ WEIGHT_STD = 0.01  # section 5: weights from N(0, 0.01)
 WIDTHS = dict(conv1=96, conv2=256, conv3=384, conv4=384, conv5=256, fc6=4096, fc7=4096)
 BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")  # section 5: "accelerates early learning"
 INITS = ("paper", "torch")
+NORMS = ("lrn", "none", "batch")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Norm:
             return nn.BatchNorm2d(channels)
         if self.name == "none":
             return nn.Identity()
-        raise ValueError(f"norm={self.name!r}: choose one of ['batch', 'lrn', 'none']")
+        raise ValueError(f"norm={self.name!r}: choose one of {list(NORMS)}")
 
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
