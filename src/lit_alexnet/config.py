@@ -18,7 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from lit_alexnet.data.torchvision import VIEWS
 from lit_alexnet.data.transforms import MEAN_MODES
-from lit_alexnet.nn.alexnet import ACTIVATIONS, INITS, NORMS, Norm, Pooling, feature_map_sizes
+from lit_alexnet.nn.alexnet import ACTIVATIONS, INITS, NORMS, Pooling, feature_map_sizes
 
 
 def config_dir() -> Path:
@@ -76,7 +76,6 @@ class NormConfig:
         _check(self.size >= 1, "norm.size", self.size, "must be a positive number of maps")
         _check(self.alpha >= 0, "norm.alpha", self.alpha, "must be non-negative")
         _check(self.k > 0, "norm.k", self.k, "must be positive")
-        Norm(self.name, self.size, self.alpha, self.beta, self.k)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,6 @@ def train(cfg: DictConfig) -> float:
 
 def _finish_wandb() -> None:
     # Each job of a multirun needs its own W&B run; without finish() the next job appends
-    # to this one.
-    import sys
-
+    # to this one. Only a run that imported wandb (the W&B logger) has one to finish.
     if "wandb" in sys.modules:
         sys.modules["wandb"].finish()
