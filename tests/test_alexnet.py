@@ -16,8 +16,13 @@ def n_params(model: nn.Module) -> int:
 
 def paper_param_count(num_classes: int, groups: int) -> int:
     """Counted from the paper's table: (in/groups * k * k + 1) * out per layer."""
-    convs = [(3, 96, 11, 1), (96, 256, 5, groups), (256, 384, 3, 1), (384, 384, 3, groups),
-             (384, 256, 3, groups)]
+    convs = [
+        (3, 96, 11, 1),
+        (96, 256, 5, groups),
+        (256, 384, 3, 1),
+        (384, 384, 3, groups),
+        (384, 256, 3, groups),
+    ]
     fcs = [(256 * 6 * 6, 4096), (4096, 4096), (4096, num_classes)]
     return sum((i // g * k * k + 1) * o for i, o, k, g in convs) + sum((i + 1) * o for i, o in fcs)
 
@@ -82,18 +87,27 @@ def test_two_towers_equal_torch_grouped_convolutions() -> None:
 
     def merged(layer: str, in_channels: int, groups: int) -> nn.Conv2d:
         la, lb = getattr(a, layer), getattr(b, layer)
-        conv = nn.Conv2d(in_channels, 2 * la.out_channels, la.kernel_size, la.stride,
-                         la.padding, groups=groups)
+        conv = nn.Conv2d(
+            in_channels, 2 * la.out_channels, la.kernel_size, la.stride, la.padding, groups=groups
+        )
         conv.weight.data = torch.cat([la.weight, lb.weight])
         conv.bias.data = torch.cat([la.bias, lb.bias])
         return conv
 
     ref = nn.Sequential(
-        merged("conv1", 3, 1), nn.ReLU(), nn.MaxPool2d(3, 2),
-        merged("conv2", 96, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        merged("conv3", 256, 1), nn.ReLU(),
-        merged("conv4", 384, 2), nn.ReLU(),
-        merged("conv5", 384, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        merged("conv1", 3, 1),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        merged("conv2", 96, 2),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        merged("conv3", 256, 1),
+        nn.ReLU(),
+        merged("conv4", 384, 2),
+        nn.ReLU(),
+        merged("conv5", 384, 2),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
     )
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
@@ -176,5 +190,5 @@ def test_torch_init_keeps_pytorch_defaults() -> None:
 
 
 def test_unknown_init_is_refused() -> None:
-    with pytest.raises(ValueError, match="init='kaiming'"):
-        AlexNet(init="kaiming")
+    with pytest.raises(ValueError, match="init='glorot'"):
+        AlexNet(init="glorot")

@@ -68,12 +68,15 @@ def test_paper_experiment_is_section_5(tmp_path: Path) -> None:
     cfg = composed("+experiment=paper", f"data.root={tmp_path}")
     assert cfg.optimizer._target_ == "lit_alexnet.PaperSGD"
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (
-        0.01, 0.9, 0.0005)
+        0.01,
+        0.9,
+        0.0005,
+    )
     assert cfg.data.batch_size == 128
     assert cfg.trainer.max_epochs == 90
     assert cfg.scheduler._target_ == "lit_alexnet.PlateauDecay"
     assert (cfg.scheduler.factor, cfg.scheduler.max_reductions) == (0.1, 3)
-    assert cfg.data._target_ == "lit_alexnet.ImageFolderDataModule"
+    assert cfg.data._target_ == "lit_alexnet.data.backends.folder_datamodule"
     assert (cfg.norm.name, cfg.pooling.kernel_size, cfg.pooling.stride) == ("lrn", 3, 2)
     assert cfg.model.towers == 2 and cfg.model.dropout == 0.5
     assert cfg.model.init == "paper"

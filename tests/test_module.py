@@ -26,8 +26,10 @@ def test_views_are_averaged_in_softmax_space() -> None:
     with torch.no_grad():
         averaged = model.predict_proba(views)
         by_hand = torch.stack(
-            [torch.stack([model.net(v[None])[0].softmax(-1) for v in image]).mean(0)
-             for image in views]
+            [
+                torch.stack([model.net(v[None])[0].softmax(-1) for v in image]).mean(0)
+                for image in views
+            ]
         )
     torch.testing.assert_close(averaged, by_hand, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(averaged.sum(-1), torch.ones(2))

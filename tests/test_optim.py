@@ -71,8 +71,12 @@ def test_paper_sgd_skips_parameters_without_gradients() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "name"), [({"lr": -0.1}, "lr"), ({"momentum": 1.0}, "momentum"),
-                         ({"weight_decay": -1.0}, "weight_decay")]
+    ("kwargs", "name"),
+    [
+        ({"lr": -0.1}, "lr"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"weight_decay": -1.0}, "weight_decay"),
+    ],
 )
 def test_paper_sgd_rejects_bad_hyperparameters(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):

@@ -23,7 +23,11 @@ def train_cli(*args: str, cwd: Path, cache_dir: Path, timeout: int = 300) -> str
     env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
     proc = subprocess.run(
         [sys.executable, "-m", "lit_alexnet.train", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
@@ -72,8 +76,13 @@ def test_offline_wandb_run_lives_in_the_job_dir(smoke_run: tuple[Path, str]) -> 
     assert config["data"]["train_per_class"] == 4
     assert config["trainer"]["default_root_dir"] == str(run_dir.resolve())
     logged = set().union(*history)
-    for key in ("train/loss_step", "val/loss", "val/top1_error", "val/top5_error",
-                "train/top1_error_epoch"):
+    for key in (
+        "train/loss_step",
+        "val/loss",
+        "val/top1_error",
+        "val/top5_error",
+        "train/top1_error_epoch",
+    ):
         assert key in logged, sorted(logged)
     assert any(k.startswith("lr-") for k in logged), sorted(logged)
 
@@ -83,9 +92,15 @@ def test_resume_from_last_checkpoint(
 ) -> None:
     run_dir, _ = smoke_run
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    out = train_cli("+experiment=smoke", "logger=csv", f"ckpt_path={ckpt}",
-                    "trainer.max_epochs=2", "hydra.run.dir=resumed", cwd=tmp_path,
-                    cache_dir=cache_dir)
+    out = train_cli(
+        "+experiment=smoke",
+        "logger=csv",
+        f"ckpt_path={ckpt}",
+        "trainer.max_epochs=2",
+        "hydra.run.dir=resumed",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     assert "Restoring states from the checkpoint" in out or "Restored all states" in out
     resumed = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=False)
     assert resumed["epoch"] == 1  # the second epoch only: the first came from the checkpoint
@@ -95,8 +110,15 @@ def test_resume_from_last_checkpoint(
 def test_multirun_gives_each_job_its_own_dir_checkpoint_and_wandb_run(
     tmp_path: Path, cache_dir: Path
 ) -> None:
-    out = train_cli("-m", "pooling=overlap,standard", "+experiment=smoke",
-                    "hydra.sweep.dir=sweep", cwd=tmp_path, cache_dir=cache_dir, timeout=600)
+    out = train_cli(
+        "-m",
+        "pooling=overlap,standard",
+        "+experiment=smoke",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        timeout=600,
+    )
     assert len(FINAL_LINE.findall(out)) == 2
     run_ids = set()
     for job, kernel in (("0", 3), ("1", 2)):
@@ -113,8 +135,19 @@ def test_help_lists_the_config_groups(tmp_path: Path, cache_dir: Path) -> None:
     out = train_cli("--help", cwd=tmp_path, cache_dir=cache_dir)
     assert "== Configuration groups ==" in out
     assert "+experiment=paper" in out
-    for group in ("data", "model", "norm", "pooling", "optimizer", "scheduler", "trainer",
-                  "logger", "callbacks", "experiment", "paths"):
+    for group in (
+        "data",
+        "model",
+        "norm",
+        "pooling",
+        "optimizer",
+        "scheduler",
+        "trainer",
+        "logger",
+        "callbacks",
+        "experiment",
+        "paths",
+    ):
         assert re.search(rf"^{group}: ", out, re.M), group
     assert re.search(r"^pooling: overlap, standard$", out, re.M)
 
@@ -126,8 +159,9 @@ def test_default_quickstart_learns(tmp_path: Path, cache_dir: Path) -> None:
     Measured at 52.7% top-1; the bound asks for four times chance, leaving room for the run
     to run differently on another machine's kernels.
     """
-    out = train_cli("logger=csv", "hydra.run.dir=quickstart", cwd=tmp_path,
-                    cache_dir=cache_dir, timeout=1200)
+    out = train_cli(
+        "logger=csv", "hydra.run.dir=quickstart", cwd=tmp_path, cache_dir=cache_dir, timeout=1200
+    )
     match = FINAL_LINE.search(out)
     assert match, out[-2000:]
     assert float(match[1]) <= 0.60

@@ -12,8 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
@@ -22,8 +23,18 @@ def test_installed_wheel_runs_the_smoke_experiment_from_anywhere(
     tmp_path: Path, cache_dir: Path
 ) -> None:
     dist = tmp_path / "dist"
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", dist,
-        REPO, cwd=tmp_path)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-w",
+        dist,
+        REPO,
+        cwd=tmp_path,
+    )
     (wheel,) = dist.glob("lit_alexnet-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "lit_alexnet/conf/train.yaml" in names
@@ -40,10 +51,16 @@ def test_installed_wheel_runs_the_smoke_experiment_from_anywhere(
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
-    where = run(python, "-c", "import lit_alexnet.config as c; print(c.__file__); "
-                "print(c.config_dir())", cwd=elsewhere, env=env).split()
+    where = run(
+        python,
+        "-c",
+        "import lit_alexnet.config as c; print(c.__file__); print(c.config_dir())",
+        cwd=elsewhere,
+        env=env,
+    ).split()
     assert all(Path(p).is_relative_to(venv) for p in where), where
-    out = run(python, "-m", "lit_alexnet.train", "+experiment=smoke", "logger=csv",
-              cwd=elsewhere, env=env)
+    out = run(
+        python, "-m", "lit_alexnet.train", "+experiment=smoke", "logger=csv", cwd=elsewhere, env=env
+    )
     assert "val top-1 error" in out
     assert list((elsewhere / "outputs").glob("*/*/checkpoints/last.ckpt"))

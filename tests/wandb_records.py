@@ -50,7 +50,9 @@ def config_and_history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]
             config.update({u.key: json.loads(u.value_json) for u in record.config.update})
         elif kind == "history":
             history.append(
-                {"/".join(i.nested_key) or i.key: json.loads(i.value_json)
-                 for i in record.history.item}
+                {
+                    "/".join(i.nested_key) or i.key: json.loads(i.value_json)
+                    for i in record.history.item
+                }
             )
     return config, history

@@ -4,6 +4,7 @@ Krizhevsky, Sutskever and Hinton, "ImageNet Classification with Deep Convolution
 Networks", NIPS 2012.
 """
 
+from lit_alexnet.data.dali import BuiltinDaliDataModule, DaliImageDataModule
 from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
 from lit_alexnet.module import LitAlexNet
 from lit_alexnet.nn import AlexNet, LocalResponseNorm, Norm, Pooling
@@ -13,7 +14,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlexNet",
+    "BuiltinDaliDataModule",
     "BuiltinDataModule",
+    "DaliImageDataModule",
     "ImageFolderDataModule",
     "LitAlexNet",
     "LocalResponseNorm",

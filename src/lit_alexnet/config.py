@@ -16,8 +16,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lit_alexnet.data.torchvision import VIEWS
+from lit_alexnet.data.backends import BACKENDS
+from lit_alexnet.data.base import VIEWS
+from lit_alexnet.data.dali import DEVICES
 from lit_alexnet.data.transforms import MEAN_MODES
+from lit_alexnet.data.verify import BAD_FILE_POLICIES, VERIFY_MODES
 from lit_alexnet.nn.alexnet import ACTIVATIONS, INITS, NORMS, Pooling, feature_map_sizes
 
 
@@ -127,8 +130,9 @@ class AdamConfig(OptimizerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(all(0 <= b < 1 for b in self.betas), "optimizer.betas", self.betas,
-               "must be in [0, 1)")
+        _check(
+            all(0 <= b < 1 for b in self.betas), "optimizer.betas", self.betas, "must be in [0, 1)"
+        )
 
 
 @dataclass
@@ -146,7 +150,9 @@ class PlateauConfig:
         _check(0 < self.factor < 1, "scheduler.factor", self.factor, "must be in (0, 1)")
         _check(self.patience >= 0, "scheduler.patience", self.patience, "must be >= 0")
         _check(
-            self.max_reductions >= 0, "scheduler.max_reductions", self.max_reductions,
+            self.max_reductions >= 0,
+            "scheduler.max_reductions",
+            self.max_reductions,
             "must be >= 0",
         )
 
@@ -170,32 +176,58 @@ class DataConfig:
     """``data``: what every datamodule takes."""
 
     _target_: str = MISSING
+    # auto: DALI where it is installed, else torchvision.
+    backend: str = "auto"
     batch_size: int = 128
-    num_workers: int | None = None
     mean: str = "image"
     lighting_std: float = 0.1
     val_views: str = "center"
     test_views: str = "ten_crop"
+    # Written by `python -m lit_alexnet.stats`; null: <root>/stats.npz, else ImageNet's figures.
+    stats: str | None = None
+    verify: str = "fast"
+    bad_files: str = "skip"
+    # DALI only.
+    device: str = "auto"
+    num_threads: int | None = None
+    channels_last: bool = False
+    pipeline_seed: int | None = None
+    # torchvision only.
+    num_workers: int | None = None
     pin_memory: bool = False
 
     def __post_init__(self) -> None:
+        _choice("data.backend", self.backend, BACKENDS)
         _check(self.batch_size >= 1, "data.batch_size", self.batch_size, "must be positive")
-        _check(
-            self.num_workers is None or self.num_workers >= 0,
-            "data.num_workers", self.num_workers, "must be >= 0 or null (one per spare core)",
-        )
         _choice("data.mean", self.mean, MEAN_MODES)
         _check(self.lighting_std >= 0, "data.lighting_std", self.lighting_std, "must be >= 0")
         _choice("data.val_views", self.val_views, VIEWS)
         _choice("data.test_views", self.test_views, VIEWS)
+        _choice("data.verify", self.verify, VERIFY_MODES)
+        _choice("data.bad_files", self.bad_files, BAD_FILE_POLICIES)
+        _choice("data.device", self.device, DEVICES)
+        _check(
+            self.num_threads is None or self.num_threads >= 1,
+            "data.num_threads",
+            self.num_threads,
+            "must be >= 1 or null (one per core)",
+        )
+        _check(
+            self.num_workers is None or self.num_workers >= 0,
+            "data.num_workers",
+            self.num_workers,
+            "must be >= 0 or null (one per spare core)",
+        )
 
 
 @dataclass
 class FolderDataConfig(DataConfig):
     """``data=folder`` or ``data=imagenet``: an ImageFolder root on disk."""
 
-    _target_: str = "lit_alexnet.ImageFolderDataModule"
+    _target_: str = "lit_alexnet.data.backends.folder_datamodule"
     root: str = MISSING
+    # For a flat root/val folder (ImageNet's): "path label" lines or one label per line.
+    val_labels: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -204,13 +236,15 @@ class FolderDataConfig(DataConfig):
                 f"data.root={self.root!r} is not a folder: point it at a root holding "
                 "train/<class>/*.jpg and val/<class>/*.jpg"
             )
+        if self.val_labels is not None and not Path(self.val_labels).expanduser().is_file():
+            raise FileNotFoundError(f"data.val_labels={self.val_labels!r} is not a file")
 
 
 @dataclass
 class BuiltinDataConfig(DataConfig):
     """``data=builtin``: the generated dataset of shapes and textures."""
 
-    _target_: str = "lit_alexnet.BuiltinDataModule"
+    _target_: str = "lit_alexnet.data.backends.builtin_datamodule"
     cache_dir: str = MISSING
     num_classes: int = 10
     train_per_class: int = 100

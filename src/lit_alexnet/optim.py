@@ -86,7 +86,11 @@ class PlateauDecay(ReduceLROnPlateau):
         self.max_reductions = max_reductions
         self.reductions = 0
         super().__init__(
-            optimizer, mode="min", factor=factor, patience=patience, threshold=threshold,
+            optimizer,
+            mode="min",
+            factor=factor,
+            patience=patience,
+            threshold=threshold,
             cooldown=cooldown,
         )
 

@@ -1,8 +1,8 @@
 """``python -m lit_alexnet.train``: compose the Hydra config, build everything, fit.
 
-    python -m lit_alexnet.train                                  # quickstart, built-in data
-    python -m lit_alexnet.train +experiment=paper data.root=/data/ilsvrc2012
-    python -m lit_alexnet.train -m pooling=overlap,standard      # one job per ablation
+python -m lit_alexnet.train                                  # quickstart, built-in data
+python -m lit_alexnet.train +experiment=paper data.root=/data/ilsvrc2012
+python -m lit_alexnet.train -m pooling=overlap,standard      # one job per ablation
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from lit_alexnet.data.stats import STATS_FILENAME, compute_stats
+from lit_alexnet.data.stats import STATS_FILENAME, compute_stats, resize_centre_crop
 
 __all__ = [
     "CLASS_NAMES",
@@ -78,8 +78,6 @@ CLASS_NAMES: tuple[str, ...] = (
 )
 
 _SPLITS = ("train", "val")
-# The paper's preprocessing before cropping: shorter side to 256, then the centre 256x256.
-_STATS_SIZE = 256
 # Each shape is drawn on a canvas this many times larger and reduced, for smooth edges.
 _SUPERSAMPLE = 2
 
@@ -249,7 +247,7 @@ def _generate(tmp: Path, spec: BuiltinSpec) -> None:
         data = _encode_jpeg(_render_image(spec, job.split, job.label, job.index), spec)
         job.path.write_bytes(data)
         # Statistics come from the decoded file, so they match what training will read.
-        return _resize_centre_crop(data) if job.split == 0 else None
+        return resize_centre_crop(data) if job.split == 0 else None
 
     # numpy and Pillow release the GIL for the heavy parts, so threads do use several cores
     # without the start-up cost and fork hazards of processes.
@@ -302,21 +300,6 @@ def _encode_jpeg(image: np.ndarray, spec: BuiltinSpec) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=spec.jpeg_quality)
     return buffer.getvalue()
-
-
-def _resize_centre_crop(data: bytes) -> np.ndarray:
-    """The paper's resize-256 + centre-crop-256, with torchvision's rounding."""
-    with Image.open(io.BytesIO(data)) as image:
-        rgb = image.convert("RGB")
-    w, h = rgb.size
-    if w <= h:
-        size = (_STATS_SIZE, int(_STATS_SIZE * h / w))
-    else:
-        size = (int(_STATS_SIZE * w / h), _STATS_SIZE)
-    rgb = rgb.resize(size, Image.Resampling.BILINEAR)
-    left = round((size[0] - _STATS_SIZE) / 2.0)
-    top = round((size[1] - _STATS_SIZE) / 2.0)
-    return np.asarray(rgb.crop((left, top, left + _STATS_SIZE, top + _STATS_SIZE)))
 
 
 # ----------------------------------------------------------------------------- drawing

@@ -7,13 +7,27 @@ on the 0-1 scale, the scale ImageNet's published figures use, and converted wher
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import io
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+from PIL import Image
+
+from lit_alexnet.data.folders import scan_split
+from lit_alexnet.data.verify import check_image_list, progress_bar
 
 STATS_FILENAME = "stats.npz"
+# The paper's preprocessing before cropping: shorter side to 256, then the centre 256x256.
+STATS_SIZE = 256
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,3 +140,79 @@ def compute_stats(images: Iterable[np.ndarray]) -> DatasetStats:
         eigvec=eigvec[:, order],
         mean_image=(total / count).astype(np.float32),
     )
+
+
+def resize_centre_crop(source: bytes | Path) -> np.ndarray:
+    """The paper's resize-256 + centre-crop-256 of an image file, as uint8 RGB, with
+    torchvision's rounding (``Resize(256)`` then ``CenterCrop(256)`` on a Pillow image)."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        rgb = image.convert("RGB")
+    w, h = rgb.size
+    if w <= h:
+        size = (STATS_SIZE, int(STATS_SIZE * h / w))
+    else:
+        size = (int(STATS_SIZE * w / h), STATS_SIZE)
+    rgb = rgb.resize(size, Image.Resampling.BILINEAR)
+    left = round((size[0] - STATS_SIZE) / 2.0)
+    top = round((size[1] - STATS_SIZE) / 2.0)
+    return np.asarray(rgb.crop((left, top, left + STATS_SIZE, top + STATS_SIZE)))
+
+
+def compute_folder_stats(
+    root: str | Path, out: str | Path | None = None, verify: str = "fast"
+) -> tuple[DatasetStats, Path]:
+    """Compute the statistics of ``root/train/<class>/*`` and save them.
+
+    Files that are not readable images are left out with a warning (``verify`` as in
+    :func:`~lit_alexnet.data.verify.find_bad_files`). Returns the statistics and the file
+    they were written to, ``out`` or else ``root/stats.npz``, where training looks for them.
+    """
+    root = Path(root).expanduser()
+    path = root / STATS_FILENAME if out is None else Path(out).expanduser()
+    train = root / "train"
+    images = check_image_list(
+        scan_split(root, "train"), mode=verify, on_bad="skip", what=str(train)
+    )
+
+    def crop(file: Path) -> np.ndarray:
+        try:
+            return resize_centre_crop(file)
+        except Exception as e:  # Pillow raises many kinds of errors on bad data
+            raise ValueError(
+                f"{file}: cannot decode ({e}); find such files with "
+                f"`python -m lit_alexnet.data.verify {root} --mode full` or pass verify=full"
+            ) from e
+
+    workers = max(1, min(8, _usable_cpus()))
+    with progress_bar() as bar, ThreadPoolExecutor(workers, thread_name_prefix="stats") as pool:
+        task = bar.add_task(f"Statistics of {train}", total=len(images))
+
+        def crops() -> Iterator[np.ndarray]:
+            for image in _ordered_map(pool, crop, images.files, window=4 * workers):
+                bar.advance(task)
+                yield image
+
+        stats = compute_stats(crops())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stats.save(path)
+    return DatasetStats.load(path), path
+
+
+def _usable_cpus() -> int:
+    # The affinity mask, unlike os.cpu_count(), honours taskset and container CPU sets.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _ordered_map(
+    pool: ThreadPoolExecutor, fn: Callable[[_T], _R], items: Sequence[_T], window: int
+) -> Iterator[_R]:
+    """Like ``pool.map`` in input order, but with a bounded number of results held in memory."""
+    pending: deque[Future[_R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

@@ -32,7 +32,7 @@ WEIGHT_STD = 0.01  # section 5: weights from N(0, 0.01)
 # The paper's widths for the whole net; a tower holds 1/towers of each.
 WIDTHS = dict(conv1=96, conv2=256, conv3=384, conv4=384, conv5=256, fc6=4096, fc7=4096)
 BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")  # section 5: "accelerates early learning"
-INITS = ("paper", "torch")
+INITS = ("paper", "torch", "kaiming")
 NORMS = ("lrn", "none", "batch")
 
 
@@ -186,6 +186,8 @@ class AlexNet(nn.Module):
         self.init = init
         if init == "paper":
             self.reset_parameters()
+        elif init == "kaiming":
+            self._kaiming_init()
 
     def reset_parameters(self) -> None:
         """The paper's initialisation (section 5): weights N(0, 0.01), biases 1 or 0."""
@@ -195,6 +197,17 @@ class AlexNet(nn.Module):
                     nn.init.normal_(layer.weight, 0.0, WEIGHT_STD)
                     nn.init.constant_(cast(Tensor, layer.bias), 1.0 if name in BIAS_ONE else 0.0)
         nn.init.normal_(self.fc8.weight, 0.0, WEIGHT_STD)
+        nn.init.zeros_(self.fc8.bias)
+
+    def _kaiming_init(self) -> None:
+        """He et al. (2015): N(0, 2 / fan_in) weights keep every layer's output at the input's
+        scale; a zero fc8 starts from uniform class scores."""
+        for tower in self.towers:
+            for layer in tower.children():
+                if isinstance(layer, nn.Conv2d | nn.Linear):
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    nn.init.zeros_(cast(Tensor, layer.bias))
+        nn.init.zeros_(self.fc8.weight)
         nn.init.zeros_(self.fc8.bias)
 
     def forward_features(self, image: Tensor) -> Tensor:

@@ -1,0 +1,150 @@
+"""What both data backends share: the dataset's layout, its file lists, checks and statistics.
+
+A backend (:mod:`~lit_alexnet.data.torchvision` or :mod:`~lit_alexnet.data.dali`) subclasses
+:class:`FolderDataModule` and only turns the verified file lists into loaders, so the two read
+the same files with the same class indices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
+
+from lit_alexnet.data.builtin import BuiltinSpec, ensure_builtin_dataset
+from lit_alexnet.data.folders import ImageList, class_folders, scan_split
+from lit_alexnet.data.stats import IMAGENET_STATS, STATS_FILENAME, DatasetStats
+from lit_alexnet.data.transforms import MEAN_MODES
+from lit_alexnet.data.verify import BAD_FILE_POLICIES, VERIFY_MODES, check_image_list
+
+Views = Literal["center", "ten_crop"]
+VIEWS: tuple[Views, ...] = ("center", "ten_crop")
+MeanMode = Literal["image", "channel"]
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: choose one of {list(choices)}")
+
+
+class FolderDataModule(L.LightningDataModule):
+    """The paper's data (sections 2, 4.1) from ``root/train/<class>/*`` and ``root/val``.
+
+    ``root/val`` is laid out like ``train`` (one folder per class), or flat and labelled by
+    ``val_labels`` (ImageNet's own validation layout; see :mod:`lit_alexnet.data.folders`).
+    Class indices are the sorted training folder names, as torchvision's ImageFolder gives.
+
+    Before any loader is made every file is checked (``verify``: ``"fast"`` reads each file's
+    head and tail, ``"full"`` decodes it, ``"off"``); files that are not readable images are
+    named in one report and left out (``bad_files="skip"``) or stop the run (``"error"``).
+
+    Statistics come from ``stats`` (a file written by ``python -m lit_alexnet.stats``),
+    else ``root/stats.npz``, else ImageNet's published figures, which are announced once.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        batch_size: int = 128,
+        mean: MeanMode = "image",
+        lighting_std: float = 0.1,
+        val_views: Views = "center",
+        test_views: Views = "ten_crop",
+        val_labels: str | Path | None = None,
+        stats: str | Path | None = None,
+        verify: str = "fast",
+        bad_files: str = "skip",
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be positive")
+        if lighting_std < 0:
+            raise ValueError(f"lighting_std={lighting_std!r} must be non-negative")
+        _choice("mean", mean, MEAN_MODES)
+        _choice("val_views", val_views, VIEWS)
+        _choice("test_views", test_views, VIEWS)
+        _choice("verify", verify, VERIFY_MODES)
+        _choice("bad_files", bad_files, BAD_FILE_POLICIES)
+        self.root = Path(root).expanduser()
+        self.batch_size = batch_size
+        self.mean = mean
+        self.lighting_std = lighting_std
+        self.val_views = val_views
+        self.test_views = test_views
+        self.val_labels = None if val_labels is None else Path(val_labels).expanduser()
+        self.stats_path = None if stats is None else Path(stats).expanduser()
+        self.verify = verify
+        self.bad_files = bad_files
+        self._lists: dict[str, ImageList] = {}
+        self._stats: DatasetStats | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """The number of class folders under ``root/train``."""
+        return len(class_folders(self.root / "train"))
+
+    def image_list(self, split: Literal["train", "val"]) -> ImageList:
+        """The checked files and labels of a split, scanned once and kept."""
+        if split not in self._lists:
+            classes = None if split == "train" else self.image_list("train").classes
+            labels = self.val_labels if split == "val" else None
+            found = scan_split(self.root, split, classes=classes, labels_file=labels)
+            self._lists[split] = check_image_list(
+                found, mode=self.verify, on_bad=self.bad_files, what=f"{self.root}/{split}"
+            )
+        return self._lists[split]
+
+    def dataset_stats(self) -> DatasetStats:
+        """The training set's mean and RGB principal components (see the class docstring)."""
+        if self._stats is None:
+            path = self.stats_path or self.root / STATS_FILENAME
+            if path.is_file():
+                self._stats = DatasetStats.load(path)
+            elif self.stats_path is not None:
+                raise FileNotFoundError(
+                    f"data.stats={str(self.stats_path)!r} does not exist: write it with "
+                    f"`python -m lit_alexnet.stats data.root={self.root}` or set data.stats=null"
+                )
+            else:
+                rank_zero_warn(
+                    f"{path} not found: using ImageNet's published mean and PCA figures "
+                    f"(`python -m lit_alexnet.stats data.root={self.root}` computes this "
+                    "dataset's own)"
+                )
+                self._stats = IMAGENET_STATS
+        return self._stats
+
+
+class BuiltinMixin:
+    """Points a :class:`FolderDataModule` at the generated dataset, made on first use.
+
+    The generated dataset of shapes and textures lets the whole path run for real on a machine
+    without ImageNet; see :mod:`lit_alexnet.data.builtin` for what the classes are.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        num_classes: int = 10,
+        train_per_class: int = 100,
+        val_per_class: int = 30,
+        seed: int = 0,
+        **kwargs: object,
+    ) -> None:
+        self.spec = BuiltinSpec(
+            num_classes=num_classes,
+            train_per_class=train_per_class,
+            val_per_class=val_per_class,
+            seed=seed,
+        )
+        self.cache_dir = Path(cache_dir).expanduser()
+        super().__init__(self.cache_dir / self.spec.dirname, **kwargs)  # type: ignore[call-arg]
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    def prepare_data(self) -> None:
+        ensure_builtin_dataset(self.cache_dir, self.spec)

@@ -1,0 +1,440 @@
+"""The DALI data backend: section 4.1's preprocessing as one NVIDIA DALI graph per split.
+
+With a GPU the JPEGs are decoded by nvJPEG / the hardware decoder (``device="mixed"``) and
+every later operator runs on the GPU; without one the same graph runs on the CPU. Both read
+the file lists of :class:`~lit_alexnet.data.base.FolderDataModule`, so files and class
+indices are the torchvision backend's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, Views
+from lit_alexnet.data.folders import ImageList
+from lit_alexnet.data.stats import DatasetStats
+from lit_alexnet.data.transforms import PIXEL_SCALE, mean_tensor
+
+DALI_IMPORT_ERROR: ImportError | None = None
+try:
+    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali.pipeline import DataNode, Pipeline
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+except ImportError as error:  # the torchvision backend still works without DALI
+    DALI_IMPORT_ERROR = error
+
+__all__ = [
+    "DEVICES",
+    "BuiltinDaliDataModule",
+    "DaliImageDataModule",
+    "DaliLoader",
+    "dali_available",
+    "resolve_device",
+    "shard_bounds",
+]
+
+Device = Literal["auto", "gpu", "cpu"]
+DEVICES: tuple[Device, ...] = ("auto", "gpu", "cpu")
+
+RESIZE = 256
+CROP = 224
+# Every position of the crop in the centre square, as DALI's relative anchors: uniform over
+# these 33 values is torchvision's randint(33), and each lands on a whole pixel.
+_ANCHORS = np.arange(RESIZE - CROP + 1, dtype=np.float32) / (RESIZE - CROP)
+# Section 4.1's ten patches as relative (x, y) anchors: the corners and the centre, then the
+# same five mirrored: the order of the torchvision backend's TenCropTransform.
+_FIVE = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))
+_READER = "reader"
+
+
+def dali_available() -> bool:
+    """Whether ``nvidia.dali`` imports here."""
+    return DALI_IMPORT_ERROR is None
+
+
+def resolve_device(device: str) -> Literal["gpu", "cpu"]:
+    """``"auto"`` is the GPU where torch sees one; ``"gpu"`` without one is an error."""
+    if device not in DEVICES:
+        raise ValueError(f"data.device={device!r}: choose one of {list(DEVICES)}")
+    if device == "gpu" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "data.device=gpu, but torch sees no CUDA GPU here: use data.device=auto (the GPU "
+            "where there is one, else the CPU) or data.device=cpu"
+        )
+    if device == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    return "gpu"
+
+
+def shard_bounds(size: int, shard_id: int, num_shards: int) -> tuple[int, int]:
+    """The ``[start, end)`` sample range DALI's readers give shard ``shard_id`` of a dataset."""
+    return size * shard_id // num_shards, size * (shard_id + 1) // num_shards
+
+
+def _require_dali() -> None:
+    if DALI_IMPORT_ERROR is not None:
+        raise ImportError(
+            "the DALI data backend needs nvidia-dali (pip install nvidia-dali-cuda130), which "
+            f"failed to import ({DALI_IMPORT_ERROR}); or use data.backend=torchvision"
+        ) from DALI_IMPORT_ERROR
+
+
+def _read_and_centre(
+    images: ImageList,
+    *,
+    device: str,
+    shard_id: int,
+    num_shards: int,
+    shuffle: bool,
+    shuffle_seed: int,
+) -> tuple[DataNode, DataNode]:
+    """Read, decode, shorter side to 256, centre 256x256 (section 2): HWC uint8 and labels."""
+    encoded, labels = fn.readers.file(
+        files=[str(path) for path in images.files],
+        labels=list(images.labels),
+        shard_id=shard_id,
+        num_shards=num_shards,
+        # One permutation of the whole set per epoch, the same on every shard (same seed), so
+        # the shards split each epoch's samples between them.
+        shuffle_after_epoch=shuffle,
+        seed=shuffle_seed,
+        # Without a shuffle, keep each rank on its shard: otherwise readers move on to the next
+        # shard each epoch and a rank's batch count could change between epochs.
+        stick_to_shard=not shuffle,
+        # Pad a shard's last batch with repeats (dropped by the iterator) rather than filling it
+        # from the next epoch, which would shift what each shard reads in later epochs.
+        pad_last_batch=True,
+        name=_READER,
+    )
+    decoded = fn.decoders.image(
+        encoded, device="mixed" if device == "gpu" else "cpu", output_type=types.DALIImageType.RGB
+    )
+    resized = fn.resize(
+        cast(DataNode, decoded),
+        resize_shorter=RESIZE,
+        interp_type=types.DALIInterpType.INTERP_LINEAR,
+        antialias=True,
+    )
+    return fn.crop(cast(DataNode, resized), crop=(RESIZE, RESIZE)), labels
+
+
+def _mean_parts(stats: DatasetStats, mean: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """The mean as (an HWC image to subtract first or None, a per-channel vector)."""
+    subtract = mean_tensor(stats, mean)  # 0-255, (3, 256, 256) or (3, 1, 1)
+    if subtract.shape[1:] == (1, 1):
+        return None, subtract.flatten().numpy()
+    return subtract.permute(1, 2, 0).contiguous().numpy(), np.zeros(3, np.float32)
+
+
+def _subtract_image(image: DataNode, mean_image: np.ndarray | None, device: str) -> DataNode:
+    if mean_image is None:
+        return image
+    return fn.cast(image, dtype=types.DALIDataType.FLOAT) - types.Constant(
+        mean_image, device=device
+    )
+
+
+def _lighting(stats: DatasetStats, std: float) -> DataNode:
+    """Section 4.1's offset ``eigvec @ (alpha * eigval)``, alpha ~ N(0, std) per image."""
+    # Column i is 255 * eigval[i] * eigvec[:, i], the same basis as the torchvision backend's.
+    basis = (np.asarray(stats.eigvec) * np.asarray(stats.eigval) * PIXEL_SCALE).astype(np.float32)
+    alpha = fn.random.normal(shape=[3], stddev=std)
+    return sum(
+        (alpha[i] * types.Constant(basis[:, i].copy()) for i in range(1, 3)),
+        start=alpha[0] * types.Constant(basis[:, 0].copy()),
+    )
+
+
+def _train_graph(
+    images: ImageList,
+    stats: DatasetStats,
+    *,
+    mean: str,
+    lighting_std: float,
+    device: str,
+    shard_id: int,
+    num_shards: int,
+    shuffle_seed: int,
+    layout: str,
+) -> tuple[DataNode, DataNode]:
+    centre, labels = _read_and_centre(
+        images,
+        device=device,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        shuffle=True,
+        shuffle_seed=shuffle_seed,
+    )
+    mean_image, mean_rgb = _mean_parts(stats, mean)
+    channel_mean: DataNode | list[float] = mean_rgb.tolist()
+    if lighting_std > 0:
+        # A constant offset over the image, so it folds into the per-channel mean.
+        channel_mean = types.Constant(mean_rgb) - _lighting(stats, lighting_std)
+    patch = fn.crop_mirror_normalize(
+        _subtract_image(centre, mean_image, device),
+        crop=(CROP, CROP),
+        crop_pos_x=fn.random.choice(_ANCHORS),
+        crop_pos_y=fn.random.choice(_ANCHORS),
+        mirror=fn.random.coin_flip(probability=0.5),
+        mean=channel_mean,
+        std=[1.0, 1.0, 1.0],
+        dtype=types.DALIDataType.FLOAT,
+        output_layout=layout,
+    )
+    return patch, labels
+
+
+def _eval_graph(
+    images: ImageList,
+    stats: DatasetStats,
+    *,
+    mean: str,
+    views: str,
+    device: str,
+    shard_id: int,
+    num_shards: int,
+    layout: str,
+) -> tuple[DataNode, DataNode]:
+    centre, labels = _read_and_centre(
+        images,
+        device=device,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        shuffle=False,
+        shuffle_seed=0,
+    )
+    mean_image, mean_rgb = _mean_parts(stats, mean)
+    centre = _subtract_image(centre, mean_image, device)
+
+    def patch(x: float, y: float, mirror: bool) -> DataNode:
+        return fn.crop_mirror_normalize(
+            centre,
+            crop=(CROP, CROP),
+            crop_pos_x=x,
+            crop_pos_y=y,
+            mirror=int(mirror),
+            mean=mean_rgb.tolist(),
+            std=[1.0, 1.0, 1.0],
+            dtype=types.DALIDataType.FLOAT,
+            output_layout=layout,
+        )
+
+    if views == "center":
+        return patch(0.5, 0.5, False), labels
+    ten = [patch(x, y, mirror) for mirror in (False, True) for x, y in _FIVE]
+    return fn.stack(*ten), labels
+
+
+class DaliLoader:
+    """One DALI pipeline as a Lightning dataloader: ``(images, int64 labels [B])`` batches.
+
+    Each ``iter()`` is one epoch of exactly ``len()`` batches. An epoch left unfinished (the
+    sanity check, ``limit_*_batches``) is read to its end before the next begins, because a
+    DALI reader cannot restart mid-epoch. ``steps`` caps the batches per epoch: under DDP every
+    rank must take the same number of optimizer steps.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        shard_size: int,
+        batch_size: int,
+        steps: int | None = None,
+        channels_last: bool = False,
+    ) -> None:
+        self.pipeline = pipeline
+        self.batch_size = batch_size
+        self.channels_last = channels_last
+        self._batches = math.ceil(shard_size / batch_size)
+        self._steps = self._batches if steps is None else min(steps, self._batches)
+        self._iterator: Any = None
+        self._unfinished = False
+
+    def __len__(self) -> int:
+        return self._steps
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self._iterator is None:
+            self._iterator = DALIGenericIterator(
+                self.pipeline,
+                ["images", "labels"],
+                reader_name=_READER,
+                last_batch_policy=LastBatchPolicy.PARTIAL,
+                auto_reset=False,
+            )
+        self._finish_epoch()
+        self._unfinished = True
+        return self._epoch()
+
+    def _epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for _ in range(self._steps):
+            out = next(self._iterator)[0]
+            images, labels = out["images"], out["labels"].view(-1).long()
+            if self.channels_last:  # NHWC buffers seen as NCHW: channels_last memory
+                images = images.permute(0, 3, 1, 2)
+            yield images, labels
+        self._finish_epoch()
+
+    def _finish_epoch(self) -> None:
+        """Read what the epoch has left (a tail past ``steps``, or more), then rewind."""
+        if not self._unfinished:
+            return
+        # next(), not a for loop: iter() on a DALI iterator resets it, mid-epoch or not.
+        with contextlib.suppress(StopIteration):
+            while True:
+                next(self._iterator)
+        self._iterator.reset()
+        self._unfinished = False
+
+
+class DaliImageDataModule(FolderDataModule):
+    """:class:`~lit_alexnet.data.base.FolderDataModule` decoded and augmented by NVIDIA DALI.
+
+    ``device``: ``"auto"`` (the GPU where there is one), ``"gpu"`` (nvJPEG / hardware JPEG
+    decoding and GPU augmentation) or ``"cpu"``. Under DDP the data are sharded by global rank
+    and the GPU pipeline runs on the rank's device. ``channels_last`` makes training batches
+    channels-last NCHW tensors. ``pipeline_seed`` (default: torch's seed, which
+    ``seed_everything`` sets) seeds the shuffle, the same on every rank so that the shards split
+    each epoch between them, and, offset by rank, the augmentation.
+
+    Runs in a plain Lightning script too::
+
+        dm = DaliImageDataModule("/data/imagenet", batch_size=128)
+        Trainer(max_epochs=90).fit(LitAlexNet(), datamodule=dm)
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        batch_size: int = 128,
+        device: Device = "auto",
+        num_threads: int | None = None,
+        channels_last: bool = False,
+        pipeline_seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _require_dali()
+        super().__init__(root, batch_size, **kwargs)
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads={num_threads!r} must be positive")
+        self.device = resolve_device(device)
+        self.num_threads = num_threads or _usable_cpus()
+        self.channels_last = channels_last
+        self.pipeline_seed = pipeline_seed
+        self.seed = 0
+        self._loaders: dict[str, DaliLoader] = {}
+
+    def setup(self, stage: str) -> None:
+        for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+            limit = getattr(self.trainer, name, 1.0)
+            if isinstance(limit, int) or limit < 1.0:
+                rank_zero_info(
+                    f"trainer.{name}={limit}: DALI still decodes each whole epoch (a reader "
+                    "cannot stop mid-epoch); only fewer batches reach the model"
+                )
+        seed = torch.initial_seed() if self.pipeline_seed is None else self.pipeline_seed
+        # Every rank must shuffle alike for the shards to split the data.
+        self.seed = seed if self.trainer is None else self.trainer.strategy.broadcast(seed)
+        self.seed %= 2**31
+        rank_zero_info(f"DALI pipelines on the {self.device.upper()}")
+        self.dataset_stats()  # says once where the statistics come from
+        self.image_list("train" if stage == "fit" else "val")
+
+    def teardown(self, stage: str) -> None:
+        self._loaders.clear()  # frees the pipelines' buffers (GPU memory, threads)
+
+    def train_dataloader(self) -> DaliLoader:
+        images = self.image_list("train")
+        shard_id, num_shards = self._shard()
+        # With shard sizes n and n + 1 the ranks could differ by one batch, and DDP would
+        # hang on the extra step: every rank stops at the smallest shard's batch count.
+        steps = min(
+            math.ceil((end - start) / self.batch_size)
+            for start, end in (shard_bounds(len(images), s, num_shards) for s in range(num_shards))
+        )
+        pipe = self._build(
+            _train_graph,
+            images,
+            mean=self.mean,
+            lighting_std=self.lighting_std,
+            layout="HWC" if self.channels_last else "CHW",
+            shuffle_seed=self.seed,
+            pipeline_seed=self.seed + 1 + shard_id,
+        )
+        return self._keep(
+            "train",
+            DaliLoader(
+                pipe,
+                self._shard_size(images),
+                self.batch_size,
+                steps=steps,
+                channels_last=self.channels_last,
+            ),
+        )
+
+    def val_dataloader(self) -> DaliLoader:
+        return self._eval_loader("val", self.val_views)
+
+    def test_dataloader(self) -> DaliLoader:
+        return self._eval_loader("test", self.test_views)
+
+    def _eval_loader(self, name: str, views: Views) -> DaliLoader:
+        images = self.image_list("val")
+        pipe = self._build(_eval_graph, images, mean=self.mean, views=views, layout="CHW")
+        return self._keep(name, DaliLoader(pipe, self._shard_size(images), self.batch_size))
+
+    def _keep(self, name: str, loader: DaliLoader) -> DaliLoader:
+        self._loaders[name] = loader
+        return loader
+
+    def _shard(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
+
+    def _shard_size(self, images: ImageList) -> int:
+        start, end = shard_bounds(len(images), *self._shard())
+        return end - start
+
+    def _device_id(self) -> int | None:
+        if self.device == "cpu":
+            return None
+        if self.trainer is not None and self.trainer.strategy.root_device.type == "cuda":
+            return self.trainer.strategy.root_device.index or 0
+        return torch.cuda.current_device()
+
+    def _build(
+        self, graph: Any, images: ImageList, pipeline_seed: int | None = None, **kwargs: Any
+    ) -> Pipeline:
+        shard_id, num_shards = self._shard()
+        defined = pipeline_def(graph)(
+            images,
+            self.dataset_stats(),
+            device=self.device,
+            shard_id=shard_id,
+            num_shards=num_shards,
+            batch_size=self.batch_size,
+            num_threads=self.num_threads,
+            device_id=self._device_id(),
+            seed=self.seed + shard_id if pipeline_seed is None else pipeline_seed,
+            **kwargs,
+        )
+        defined.build()
+        return defined
+
+
+class BuiltinDaliDataModule(BuiltinMixin, DaliImageDataModule):
+    """The generated dataset of shapes and textures, read by the DALI backend."""
+
+
+def _usable_cpus() -> int:
+    from lit_alexnet.data.builtin import _usable_cpus as usable
+
+    return usable()

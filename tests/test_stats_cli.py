@@ -1,0 +1,130 @@
+"""Computing a folder dataset's statistics (lit_alexnet.data.stats, python -m lit_alexnet.stats)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+from torchvision import transforms
+
+from lit_alexnet.data.builtin import BuiltinSpec
+from lit_alexnet.data.stats import STATS_FILENAME, DatasetStats, compute_folder_stats
+
+# Wider, taller and square images, so both resize branches and the centre crop's rounding run.
+SIZES = [(300, 260), (260, 301), (256, 256), (283, 270), (270, 333)]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for i, (w, h) in enumerate(SIZES):
+        # Smooth colour gradients plus noise: channels that are correlated but not identical.
+        ys, xs = np.mgrid[0:h, 0:w]
+        base = np.stack([xs / w * 200, ys / h * 150 + 50, (xs + ys) / (w + h) * 100 + 80], -1)
+        pixels = np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+        path = tmp_path / "data" / "train" / ("a" if i % 2 else "b") / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path, quality=90)
+    # Left out with a warning: were it read, the computation would fail.
+    (tmp_path / "data" / "train" / "a" / "broken.jpg").write_text("not an image")
+    return tmp_path / "data"
+
+
+def reference_crops(root: Path) -> np.ndarray:
+    """The paper's resize-256 + centre-crop-256, by torchvision's own transforms."""
+    crop = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(256)])
+    files = sorted(p for p in (root / "train").glob("*/*.jpg") if p.name != "broken.jpg")
+    assert len(files) == len(SIZES)
+    out = []
+    for path in files:
+        with Image.open(path) as image:
+            out.append(np.asarray(crop(image.convert("RGB")), dtype=np.float64) / 255)
+    return np.stack(out)
+
+
+def test_agrees_with_numpy(root: Path) -> None:
+    stats, path = compute_folder_stats(root)
+
+    assert path == root / STATS_FILENAME
+    assert path.is_file()
+    x = reference_crops(root)
+    pixels = x.reshape(-1, 3)
+    cov = np.cov(pixels, rowvar=False, bias=True)
+    assert stats.mean_image is not None
+    np.testing.assert_allclose(stats.mean_image, x.mean(0), atol=1e-6)
+    np.testing.assert_allclose(stats.mean_rgb, pixels.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(stats.std_rgb, pixels.std(0), rtol=1e-9)
+    np.testing.assert_allclose(
+        stats.eigvec @ np.diag(stats.eigval) @ stats.eigvec.T, cov, atol=1e-12
+    )
+    np.testing.assert_allclose(stats.eigval, np.linalg.eigvalsh(cov)[::-1], rtol=1e-9)
+    assert list(stats.eigval) == sorted(stats.eigval, reverse=True)
+    # What was saved is what was returned.
+    saved = DatasetStats.load(path)
+    np.testing.assert_array_equal(saved.eigvec, stats.eigvec)
+    assert saved.mean_image is not None
+    np.testing.assert_array_equal(saved.mean_image, stats.mean_image)
+
+
+def test_out_elsewhere(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "elsewhere" / "mine.npz"
+
+    _, path = compute_folder_stats(root, out=out, verify="full")
+
+    assert path == out
+    assert out.is_file()
+    assert not (root / STATS_FILENAME).exists()
+
+
+def test_unreadable_file_is_named_when_not_verified(root: Path) -> None:
+    with pytest.raises(ValueError, match=r"broken.jpg: cannot decode"):
+        compute_folder_stats(root, verify="off")
+
+
+def test_builtin_points_at_its_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lit_alexnet.stats import _builtin_stats
+
+    data = OmegaConf.create(
+        {
+            "cache_dir": str(tmp_path),
+            "num_classes": 3,
+            "train_per_class": 2,
+            "val_per_class": 1,
+            "seed": 0,
+        }
+    )
+    expected = tmp_path / BuiltinSpec(3, 2, 1, 0).dirname / STATS_FILENAME
+
+    _builtin_stats(data)
+    out = capsys.readouterr().out
+    assert "computed as it is generated" in out
+    assert "not generated yet" in out
+    assert str(expected) in out
+
+
+def test_cli_writes_the_file(root: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "offline"}
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.stats", "data=folder", f"data.root={root}"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (root / STATS_FILENAME).is_file()
+    assert f"Wrote {root / STATS_FILENAME}" in proc.stdout
+    assert "mean R G B (0-255)" in proc.stdout
+    assert "broken.jpg: not an image file" in proc.stdout + proc.stderr
+    assert list(work.iterdir()) == []  # no outputs/ folder, no log file
