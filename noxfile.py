@@ -38,5 +38,31 @@ def typecheck(session: nox.Session) -> None:
 def bench_model(session: nox.Session) -> None:
     """Training-step time of AlexNet against torchvision's alexnet, written to benchmarks/."""
     session.install("-e", ".")
-    session.run("python", "-m", "lit_alexnet.bench", "model", "--output",
-                "benchmarks/model-cpu.md", *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "lit_alexnet.bench",
+        "model",
+        "--output",
+        "benchmarks/model-cpu.md",
+        *session.posargs,
+    )
+
+
+@nox.session(name="bench-data", **VENV)
+def bench_data(session: nox.Session) -> None:
+    """Images per second of DALI against torchvision's DataLoader on photo-like JPEGs."""
+    session.install("-e", ".")
+    session.run(
+        "python",
+        "-m",
+        "lit_alexnet.bench",
+        "data",
+        "--kind",
+        "photo",
+        "--device",
+        "cpu",
+        "--output",
+        "benchmarks/data-cpu.md",
+        *session.posargs,
+    )

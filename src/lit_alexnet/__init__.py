@@ -9,6 +9,7 @@ from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModul
 from lit_alexnet.module import LitAlexNet
 from lit_alexnet.nn import AlexNet, LocalResponseNorm, Norm, Pooling
 from lit_alexnet.optim import PaperSGD, PlateauDecay
+from lit_alexnet.strategies import TwoDeviceDDPStrategy, TwoDeviceModelParallelStrategy
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,6 @@ __all__ = [
     "PaperSGD",
     "PlateauDecay",
     "Pooling",
+    "TwoDeviceDDPStrategy",
+    "TwoDeviceModelParallelStrategy",
 ]

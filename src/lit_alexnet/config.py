@@ -269,6 +269,8 @@ class TrainConfig:
     optimizer: Any = MISSING
     scheduler: Any = None
     trainer: Any = MISSING
+    # "auto" or a Strategy's config (conf/strategy/).
+    strategy: Any = "auto"
     logger: Any = None
     callbacks: Any = None
     paths: Any = MISSING

@@ -49,7 +49,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     logger: Logger | bool = instantiate(cfg.logger) if cfg.logger is not None else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    strategy = instantiate(cfg.strategy) if isinstance(cfg.strategy, DictConfig) else cfg.strategy
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, strategy=strategy)
     return datamodule, model, trainer
 
 

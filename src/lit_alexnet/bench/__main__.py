@@ -1,8 +1,9 @@
-"""Command line for the benchmarks: ``python -m lit_alexnet.bench {model} [options]``."""
+"""Command line for the benchmarks: ``python -m lit_alexnet.bench {model,data} [options]``."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,13 +35,119 @@ def _run_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give counts >= 0 separated by commas")
+    return counts
+
+
+def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "data",
+        help="images per second of the DALI pipeline vs torchvision's DataLoader",
+        description="Time whole training epochs of the DALI pipeline and of torchvision's "
+        "DataLoader (several worker counts) on the same JPEG folder with the same "
+        "augmentation, interleaved; the last line is DALI's images per second over the best "
+        "DataLoader's.",
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--root", type=Path, default=None, help="a dataset root with train/<class>/*.jpg"
+    )
+    source.add_argument(
+        "--kind",
+        choices=("builtin", "photo"),  # lit_alexnet.bench.data.KINDS; importing it is slow
+        default="builtin",
+        help="generated data: the built-in dataset (default) or photo-like 500x375 JPEGs",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="where generated data lives (default $LIT_ALEXNET_CACHE or ~/.cache/lit_alexnet)",
+    )
+    p.add_argument(
+        "--images",
+        type=int,
+        default=1024,
+        help="images per epoch: --kind photo generates this many, a root or the built-in "
+        "dataset gives at most this many, evenly spread (default 1024)",
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument("--repeats", type=int, default=5, help="timed epochs per loader (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed epochs per loader (default 1)")
+    p.add_argument(
+        "--workers",
+        type=_worker_counts,
+        default=None,
+        help="DataLoader worker counts to try, e.g. 0,2,4 (default 0, 1, 2, 4, ... up to the "
+        "usable cores)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="DALI CPU threads (default: usable cores)"
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="where DALI decodes and augments (default auto: the GPU where there is one)",
+    )
+    p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
+    p.set_defaults(run=_run_data)
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from lit_alexnet.bench.data import (
+        default_cache_dir,
+        ensure_photo_dataset,
+        format_data_results,
+        run_data_benchmark,
+    )
+
+    if args.root is not None:
+        root, kind = args.root, "root"
+    else:
+        cache = default_cache_dir() if args.cache_dir is None else args.cache_dir.expanduser()
+        kind = args.kind
+        if kind == "photo":
+            root = ensure_photo_dataset(cache, args.images)
+        else:
+            from lit_alexnet.data.builtin import ensure_builtin_dataset
+
+            root = ensure_builtin_dataset(cache)
+    results = run_data_benchmark(
+        root,
+        kind=kind,
+        images=args.images,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(format_data_results(results))
+    if args.output is not None:
+        command = shlex.join(["python", "-m", "lit_alexnet.bench", *args.argv])
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        report = format_data_results(results, markdown=True, command=command)
+        args.output.write_text(report, encoding="utf-8")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen benchmark; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m lit_alexnet.bench", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_parser(subparsers)
-    # Later subcommands (e.g. ``data``) register themselves here the same way.
+    _add_data_parser(subparsers)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for reports: how it was run
     return int(args.run(args))
 
 

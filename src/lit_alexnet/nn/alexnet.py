@@ -210,21 +210,39 @@ class AlexNet(nn.Module):
         nn.init.zeros_(self.fc8.weight)
         nn.init.zeros_(self.fc8.bias)
 
+    # Each tower computes on the device its weights are on, and only the inputs of the layers
+    # that read both towers (conv3, fc6, fc7, fc8) cross devices (section 3.2); on one device
+    # every transfer below is a no-op.
+
+    def _conv_maps(self, image: Tensor) -> list[Tensor]:
+        """Each tower's pooled conv5 maps, on that tower's device."""
+        lower = [tower.lower(image.to(_device(tower))) for tower in self._towers]
+        return [tower.upper(_gather(lower, _device(tower))) for tower in self._towers]
+
     def forward_features(self, image: Tensor) -> Tensor:
         """The pooled conv5 maps of all towers, ``[B, 256, 6, 6]`` for 224x224 input."""
-        both = torch.cat([tower.lower(image) for tower in self._towers], dim=1)
-        return torch.cat([tower.upper(both) for tower in self._towers], dim=1)
+        return _gather(self._conv_maps(image), self.fc8.weight.device)
 
     def forward(self, image: Tensor) -> Tensor:
         """Class scores (logits) for a batch of ``[B, 3, 224, 224]`` mean-subtracted images."""
-        x = torch.flatten(self.forward_features(image), 1)
-        x = torch.cat([tower.head6(x) for tower in self._towers], dim=1)
-        x = torch.cat([tower.head7(x) for tower in self._towers], dim=1)
-        return self.fc8(x)
+        # Flattening each tower's maps and concatenating is flattening the concatenated maps.
+        x = [maps.flatten(1) for maps in self._conv_maps(image)]
+        x = [tower.head6(_gather(x, _device(tower))) for tower in self._towers]
+        x = [tower.head7(_gather(x, _device(tower))) for tower in self._towers]
+        return self.fc8(_gather(x, self.fc8.weight.device))
 
     @property
     def _towers(self) -> Sequence[Tower]:
         return cast(Sequence[Tower], self.towers)
+
+
+def _device(tower: Tower) -> torch.device:
+    return tower.conv1.weight.device
+
+
+def _gather(parts: Sequence[Tensor], device: torch.device) -> Tensor:
+    """The towers' outputs side by side on ``device``; copies are queued, not waited for."""
+    return torch.cat([part.to(device, non_blocking=True) for part in parts], dim=1)
 
 
 Spec = TypeVar("Spec", Norm, Pooling)

@@ -1,0 +1,637 @@
+"""Benchmark for the data path: images per second of the DALI pipeline against torchvision's.
+
+Both loaders read the same JPEG files and do the same training augmentation of section 4.1
+through the two data modules' train loaders: decode, shorter side to 256, centre 256x256,
+mean subtraction, random 224x224 crop, horizontal flip and PCA lighting. DALI runs its one
+pipeline (on the GPU where there is one, unless told otherwise); torchvision's DataLoader is
+tried with several worker counts and its best is the reference for the ratio.
+
+Each timed round is one whole epoch of one loader, so no loader carries unfinished work into
+another's round (a DALI reader cannot stop mid-epoch, and a DataLoader left mid-epoch keeps its
+workers busy). What a loader starts in the background at the end of its epoch (DALI prefetches
+the next epoch's first batches) is waited for and counted in its own round. Rounds are taken in
+turn, DALI and every DataLoader configuration, with the order rotated each repetition, so
+drifts in machine load hit all of them alike; the figures are medians over the repetitions.
+Building pipelines, starting workers and a warm-up epoch per loader are not timed.
+
+The JPEG folder is a dataset root (``train/<class>/*.jpg``), the built-in generated dataset
+(small shapes, 240-360 px) or generated "photo-like" images of ImageNet's typical 500x375,
+whose decoding costs about what real photos' does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+
+from lit_alexnet.bench.model import machine_description
+from lit_alexnet.data.dali import DaliImageDataModule, resolve_device
+from lit_alexnet.data.folders import ImageList, scan_split
+from lit_alexnet.data.stats import STATS_FILENAME, compute_stats, resize_centre_crop
+from lit_alexnet.data.torchvision import ImageFolderDataModule, ImageListDataset
+from lit_alexnet.data.transforms import train_transform
+from lit_alexnet.data.verify import check_image_list
+
+__all__ = [
+    "KINDS",
+    "PHOTO_SIZE",
+    "default_cache_dir",
+    "default_worker_counts",
+    "ensure_photo_dataset",
+    "format_data_results",
+    "photo_dirname",
+    "render_photo",
+    "run_data_benchmark",
+]
+
+Kind = Literal["builtin", "photo"]
+KINDS: tuple[Kind, ...] = ("builtin", "photo")
+
+# ImageNet's most common size (width, height); the photo folder's every image has it.
+PHOTO_SIZE = (500, 375)
+PHOTO_QUALITY = 90
+PHOTO_CLASSES = 10
+# Bump whenever the drawing changes: it is part of the folder name, so stale caches are unused.
+PHOTO_VERSION = 1
+_PHOTO_SEED = 0
+_PHOTO_MARKER = "photo.json"
+
+DALI = "dali"
+TORCHVISION = "torchvision"
+# How the end of a loader's background work is detected: this many quiet polls in a row.
+_POLL_S = 0.01
+_QUIET_POLLS = 2
+_IDLE_TIMEOUT_S = 10.0
+
+
+def default_cache_dir() -> Path:
+    """``$LIT_ALEXNET_CACHE``, else ``~/.cache/lit_alexnet`` (the training config's default)."""
+    return Path(os.environ.get("LIT_ALEXNET_CACHE") or "~/.cache/lit_alexnet").expanduser()
+
+
+def default_worker_counts(cpus: int | None = None) -> list[int]:
+    """0, 1, 2, 4, ... up to the usable cores, and the core count itself."""
+    cpus = _usable_cpus() if cpus is None else cpus
+    counts = [0]
+    step = 1
+    while step <= cpus:
+        counts.append(step)
+        step *= 2
+    if cpus > 0 and counts[-1] != cpus:
+        counts.append(cpus)
+    return counts
+
+
+# ----------------------------------------------------------------------------- photo folder
+
+
+def photo_dirname(images: int) -> str:
+    """The photo folder's name in the cache, e.g. ``bench-photo-n1024-v1``."""
+    return f"bench-photo-n{images}-v{PHOTO_VERSION}"
+
+
+def render_photo(index: int) -> bytes:
+    """The JPEG bytes of photo ``index``: smooth colour fields, shapes, blur and sensor noise.
+
+    Several octaves of random colour grids give the slow gradients and mid-scale texture of
+    photographs, and the noise the fine detail that makes JPEG decoding cost what it does for
+    real photos (files of about 65-90 KB at quality 90). Depends on ``index`` alone.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(_PHOTO_SEED, spawn_key=(index,)))
+    w, h = PHOTO_SIZE
+    field = np.zeros((h, w, 3), np.float32)
+    octaves = ((3, 1.0), (12, 0.35), (48, 0.15), (160, 0.12))  # (grid rows, amplitude)
+    for rows, amplitude in octaves:
+        grid = rng.integers(0, 256, size=(rows, rows * w // h + 1, 3), dtype=np.uint8)
+        smooth = Image.fromarray(grid).resize((w, h), Image.Resampling.BICUBIC)
+        field += np.float32(amplitude) * (np.asarray(smooth, np.float32) - np.float32(128))
+    # Scaled by the summed amplitudes, so the field spans about the full 0-255 range.
+    field *= np.float32(1.0 / sum(a for _, a in octaves))
+    field += np.float32(128)
+    image = Image.fromarray(np.clip(field, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(3, 9))):
+        x0, y0 = float(rng.uniform(-50, w)), float(rng.uniform(-50, h))
+        x1, y1 = x0 + float(rng.uniform(20, 200)), y0 + float(rng.uniform(20, 200))
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        shape = int(rng.integers(3))
+        if shape == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        elif shape == 1:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        else:
+            corners = rng.uniform((x0, y0), (x1, y1), size=(int(rng.integers(3, 7)), 2))
+            draw.polygon([(float(x), float(y)) for x, y in corners], fill=colour)
+    # A lens's softness, then noise: luminance noise shared by the channels, and some chroma.
+    image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
+    pixels = np.asarray(image, np.float32)
+    pixels = pixels + rng.normal(0.0, rng.uniform(6.0, 12.0), size=(h, w, 1)).astype(np.float32)
+    pixels += rng.normal(0.0, 3.0, size=(h, w, 3)).astype(np.float32)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+        buffer, format="JPEG", quality=PHOTO_QUALITY
+    )
+    return buffer.getvalue()
+
+
+def _photo_path(root: Path, index: int) -> Path:
+    return root / "train" / f"c{index % PHOTO_CLASSES:02d}" / f"{index:06d}.jpg"
+
+
+def _photo_fingerprint(images: int) -> dict[str, Any]:
+    return {
+        "images": images,
+        "size": list(PHOTO_SIZE),
+        "quality": PHOTO_QUALITY,
+        "classes": PHOTO_CLASSES,
+        "version": PHOTO_VERSION,
+    }
+
+
+def ensure_photo_dataset(cache_dir: str | Path, images: int) -> Path:
+    """Return the root of ``images`` photo-like JPEGs, generating them first if absent.
+
+    The root holds ``train/c00 .. c09/*.jpg`` (image ``i`` in class ``i % 10``) and the
+    training statistics in ``stats.npz``, so the mean image is subtracted as for a real
+    dataset. Written into a temporary sibling folder renamed into place at the end, so a killed
+    run never leaves a folder that looks complete; when processes race, the first rename wins.
+    """
+    if images < 1:
+        raise ValueError(f"images={images!r} must be positive")
+    cache_dir = Path(cache_dir).expanduser()
+    root = cache_dir / photo_dirname(images)
+    if _photo_complete(root, images):
+        return root
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        _generate_photos(tmp, images)
+        try:
+            if root.is_dir() and not any(root.iterdir()):
+                root.rmdir()  # an empty folder would block the rename
+            os.replace(tmp, root)
+        except OSError:
+            if not _photo_complete(root, images):  # else another process won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def _photo_complete(root: Path, images: int) -> bool:
+    marker = root / _PHOTO_MARKER
+    if not marker.is_file():
+        if root.exists() and any(root.iterdir()):
+            raise RuntimeError(f"{root} exists but is no complete photo folder; delete it")
+        return False
+    if json.loads(marker.read_text()) != _photo_fingerprint(images):
+        raise RuntimeError(f"{root} holds a different photo folder; delete it to regenerate")
+    return True
+
+
+def _generate_photos(tmp: Path, images: int) -> None:
+    for label in range(min(images, PHOTO_CLASSES)):
+        _photo_path(tmp, label).parent.mkdir(parents=True)
+
+    def work(index: int) -> np.ndarray:
+        data = render_photo(index)
+        _photo_path(tmp, index).write_bytes(data)
+        # Statistics of the decoded file, as training will read it.
+        return resize_centre_crop(data)
+
+    print(f"Generating {images} photo-like JPEGs in {tmp.parent}", file=sys.stderr)
+    # numpy and Pillow release the GIL in the heavy parts, so threads use the cores.
+    with ThreadPoolExecutor(max(1, min(8, _usable_cpus()))) as pool:
+        compute_stats(pool.map(work, range(images))).save(tmp / STATS_FILENAME)
+    (tmp / _PHOTO_MARKER).write_text(json.dumps(_photo_fingerprint(images)) + "\n")
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def _subset(images: ImageList, limit: int | None) -> ImageList:
+    """At most ``limit`` files, evenly spaced through the sorted list so every class stays."""
+    if limit is None or limit >= len(images):
+        return images
+    keep = [i * len(images) // limit for i in range(limit)]
+    return ImageList(
+        files=tuple(images.files[i] for i in keep),
+        labels=tuple(images.labels[i] for i in keep),
+        classes=images.classes,
+    )
+
+
+def _train_files(root: Path, limit: int | None) -> tuple[ImageList, int]:
+    """The checked training files both loaders read, and how many the split holds.
+
+    Scanned and checked once for all loaders, and only the subset checked: checking every file
+    of ImageNet's 1.28 million would take longer than the benchmark.
+    """
+    found = scan_split(root, "train")
+    checked = check_image_list(
+        _subset(found, limit), mode="fast", on_bad="skip", what=f"{root}/train"
+    )
+    return checked, len(found)
+
+
+class _TorchvisionTrain(ImageFolderDataModule):
+    """The torchvision module on given training files; no ``val`` split needed."""
+
+    def __init__(self, root: Path, files: ImageList, **kwargs: Any) -> None:
+        super().__init__(root, verify="off", **kwargs)
+        self.files = files
+
+    def image_list(self, split: Literal["train", "val"]) -> ImageList:
+        return _train_only(self.files, split)
+
+    def setup(self, stage: str) -> None:
+        # ImageFolderDataModule's training set alone: its own setup also reads root/val.
+        stats = self.dataset_stats()
+        transform = train_transform(stats, mean=self.mean, lighting_std=self.lighting_std)
+        self.datasets["train"] = ImageListDataset(self.image_list("train"), transform)
+
+
+class _DaliTrain(DaliImageDataModule):
+    """The DALI module on given training files."""
+
+    def __init__(self, root: Path, files: ImageList, **kwargs: Any) -> None:
+        super().__init__(root, verify="off", **kwargs)
+        self.files = files
+
+    def image_list(self, split: Literal["train", "val"]) -> ImageList:
+        return _train_only(self.files, split)
+
+
+def _train_only(files: ImageList, split: str) -> ImageList:
+    if split != "train":
+        raise ValueError(f"the data benchmark reads the training split only, not {split!r}")
+    return files
+
+
+@dataclass
+class _Entry:
+    """One loader configuration and the rates it reached."""
+
+    loader: str
+    config: str
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    to_device: torch.device | None = None
+    rates: list[float] = field(default_factory=list)
+
+
+def _busy_threads() -> int:
+    """Threads of this process, other than the caller, running or waiting for a core."""
+    me = threading.get_native_id()
+    busy = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:  # not Linux: CPU time alone must tell
+        return 0
+    for task in tasks:
+        if int(task) == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{task}/stat", encoding="ascii") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+        busy += state == "R"
+    return busy
+
+
+def _idle_since(cuda: bool) -> float:
+    """Wait until this process's background threads are idle; the ``perf_counter`` time they
+    went quiet (to one poll). DALI prefetches the next epoch's first batches on its own threads
+    after an epoch ends: that work belongs to its round, not to the next loader's."""
+    if cuda:
+        torch.cuda.synchronize()
+    deadline = time.perf_counter() + _IDLE_TIMEOUT_S
+    quiet_from, quiet = 0.0, 0
+    while True:
+        start, cpu = time.perf_counter(), time.process_time()
+        time.sleep(_POLL_S)
+        # The process's CPU time over the sleep is its other threads' alone; a thread that
+        # waits for a core (state R) uses none yet is not done.
+        used = time.process_time() - cpu
+        if used < 0.1 * _POLL_S and _busy_threads() == 0:
+            quiet_from = start if quiet == 0 else quiet_from
+            quiet += 1
+            if quiet >= _QUIET_POLLS:
+                return quiet_from
+        else:
+            quiet = 0
+        if start > deadline:  # e.g. a spinning thread: report the time, late but finite
+            return start
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _epoch(entry: _Entry, cuda: bool) -> tuple[int, float]:
+    """Read one whole epoch; (images, seconds up to the end of its background work)."""
+    count = 0
+    start = time.perf_counter()
+    for images, labels in entry.batches:
+        if entry.to_device is not None:  # where training would use them, as DALI's are
+            images = images.to(entry.to_device)
+            labels = labels.to(entry.to_device)
+        count += labels.numel()
+    return count, _idle_since(cuda) - start
+
+
+def _image_sizes(files: Sequence[Path]) -> dict[str, Any]:
+    """Pixel sizes and file sizes of the images, from their headers."""
+    sizes = []
+    for path in files:
+        with Image.open(path) as image:
+            sizes.append(image.size)
+    areas = sorted(range(len(sizes)), key=lambda i: sizes[i][0] * sizes[i][1])
+    widths = [w for w, _ in sizes]
+    heights = [h for _, h in sizes]
+    return {
+        "median": sizes[areas[len(areas) // 2]],
+        "width_range": (min(widths), max(widths)),
+        "height_range": (min(heights), max(heights)),
+        "mean_kb": statistics.fmean(p.stat().st_size for p in files) / 1e3,
+    }
+
+
+def run_data_benchmark(
+    root: str | Path,
+    *,
+    kind: str = "root",
+    images: int | None = None,
+    batch_size: int = 64,
+    repeats: int = 5,
+    warmup: int = 1,
+    workers: Sequence[int] | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Time training epochs of DALI and of torchvision's DataLoader on ``root``, interleaved.
+
+    Args:
+        root: a dataset root with ``train/<class>/*``; ``stats.npz`` beside it is used.
+        kind: what the root is (``"root"``, ``"builtin"``, ``"photo"``), for the report.
+        images: read at most this many training images per epoch, evenly spread over the
+            split (``None``: all).
+        batch_size: images per batch for both loaders.
+        repeats: timed epochs per loader configuration, taken in turn.
+        warmup: untimed epochs per configuration first (worker start-up, first allocations).
+        workers: DataLoader worker counts to try (default :func:`default_worker_counts`).
+        threads: DALI's CPU threads (default: the usable cores).
+        device: DALI's ``"auto"``, ``"gpu"`` or ``"cpu"``.
+        log: called with a line of progress now and then.
+
+    Returns:
+        ``{"machine", "versions", "gpu" (the one DALI used, or None), "gpu_present",
+        "dali_device", "dataset", "settings", "rows", "best", "ratio"}``; each row is
+        ``{"loader", "config", "images_per_s" (median), "min", "max", "all"}``, ``best`` the
+        index of the fastest DataLoader row and ``ratio`` DALI's images per second over its.
+    """
+    if batch_size < 1 or repeats < 1 or warmup < 0 or (images is not None and images < 1):
+        raise ValueError(
+            f"need batch_size >= 1, repeats >= 1, warmup >= 0, images >= 1; got {batch_size}, "
+            f"{repeats}, {warmup}, {images}"
+        )
+    workers = default_worker_counts() if workers is None else list(workers)
+    if not workers or min(workers) < 0:
+        raise ValueError(f"workers={workers!r}: give one or more counts >= 0")
+    say = log or (lambda line: None)
+    root = Path(root).expanduser()
+    threads = threads or _usable_cpus()
+    load_before = machine_description()["load_average_1min"]
+    dali_device = resolve_device(device)
+    cuda = dali_device == "gpu"
+    gpu = torch.device("cuda", torch.cuda.current_device()) if cuda else None
+
+    # One torch thread, as DataLoader workers have: with 0 workers the transforms' small ops
+    # run here, and intra-op threads only add barrier waits to them (8x slower on a busy
+    # 2-core machine). DALI's threads are its own.
+    with _torch_threads(1):
+        # Fixed seeds: both loaders see the same kind of random stream on every run.
+        torch.manual_seed(0)
+        files, split_size = _train_files(root, images)
+        dali = _DaliTrain(
+            root,
+            files,
+            batch_size=batch_size,
+            device=dali_device,
+            num_threads=threads,
+            pipeline_seed=0,
+        )
+        dali.setup("fit")
+        config = f"{dali_device}, {threads} thread{'s' if threads != 1 else ''}"
+        entries = [_Entry(DALI, config, dali.train_dataloader())]
+        for count in dict.fromkeys(workers):  # unique, in the order given
+            module = _TorchvisionTrain(root, files, batch_size=batch_size, num_workers=count)
+            module.setup("fit")
+            config = f"{count} worker{'s' if count != 1 else ''}"
+            entries.append(_Entry(TORCHVISION, config, module.train_dataloader(), gpu))
+        stats = dali.dataset_stats()
+
+        for entry in entries:
+            for _ in range(warmup):
+                _epoch(entry, cuda)
+            say(f"warmed up {entry.loader} ({entry.config})")
+        for rep in range(repeats):
+            # Rotated, so no configuration always follows the same one.
+            shift = rep % len(entries)
+            for entry in entries[shift:] + entries[:shift]:
+                count, seconds = _epoch(entry, cuda)
+                if count != len(files):
+                    raise RuntimeError(f"{entry.loader} read {count} images, not {len(files)}")
+                entry.rates.append(count / seconds)
+            say(
+                f"round {rep + 1}/{repeats}: "
+                + ", ".join(f"{e.loader} {e.config} {e.rates[-1]:.1f}/s" for e in entries)
+            )
+    machine = machine_description()
+    machine["load_average_1min_before"] = load_before
+    dali.teardown("fit")
+
+    rows: list[dict[str, Any]] = [
+        {
+            "loader": e.loader,
+            "config": e.config,
+            "images_per_s": statistics.median(e.rates),
+            "min": min(e.rates),
+            "max": max(e.rates),
+            "all": e.rates,
+        }
+        for e in entries
+    ]
+    best = max(range(1, len(rows)), key=lambda i: rows[i]["images_per_s"])
+    return {
+        "machine": machine,
+        "versions": _versions(),
+        "gpu": torch.cuda.get_device_name(gpu) if gpu is not None else None,
+        "gpu_present": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "dali_device": dali_device,
+        "dataset": {
+            "kind": kind,
+            "root": str(root),
+            "images": len(files),
+            "images_in_split": split_size,
+            "classes": len(set(files.labels)),
+            "mean": "per-pixel mean image"
+            if stats.mean_image is not None and dali.mean == "image"
+            else "per-channel mean",
+            "stats": stats.source,
+            **_image_sizes(files.files),
+        },
+        "settings": {
+            "batch_size": batch_size,
+            "repeats": repeats,
+            "warmup": warmup,
+            "workers": list(dict.fromkeys(workers)),
+            "threads": threads,
+            "device": device,
+            "lighting_std": dali.lighting_std,
+        },
+        "rows": rows,
+        "best": best,
+        "ratio": rows[0]["images_per_s"] / rows[best]["images_per_s"],
+    }
+
+
+def _versions() -> dict[str, str]:
+    import PIL
+    import torchvision
+    from PIL import features
+
+    try:
+        from nvidia import dali
+
+        dali_version = str(dali.__version__)
+    except ImportError:
+        dali_version = "absent"
+    turbo = features.version("libjpeg_turbo") if features.check_feature("libjpeg_turbo") else None
+    return {
+        "torchvision": torchvision.__version__,
+        "nvidia-dali": dali_version,
+        "Pillow": PIL.__version__ + (f" (libjpeg-turbo {turbo})" if turbo else ""),
+    }
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def format_data_results(
+    results: dict[str, Any], markdown: bool = False, command: str | None = None
+) -> str:
+    """The machine, data and settings, a table of the loaders; the last line is the ratio.
+
+    With ``markdown=True``: bullet lists and a markdown table, for writing to a file, with
+    ``command`` (how the run was started) near the top.
+    """
+    m, d, s, v = results["machine"], results["dataset"], results["settings"], results["versions"]
+    load_before = m.get("load_average_1min_before", float("nan"))  # NaN: never warns
+    (w, h), (w0, w1), (h0, h1) = d["median"], d["width_range"], d["height_range"]
+    sizes = f"all {w}x{h}"
+    if (w0, w1, h0, h1) != (w, w, h, h):
+        sizes = f"median {w}x{h}, widths {w0}-{w1}, heights {h0}-{h1}"
+    if results["gpu"] is None:
+        present = results.get("gpu_present")
+        gpu = "GPU: none used (DALI ran on the CPU)"
+        if present:
+            gpu = f"GPU: {present} present but not used (DALI ran on the CPU: --device cpu)"
+    else:
+        gpu = (
+            f"GPU: {results['gpu']} (DALI decodes with nvJPEG and augments on it; the "
+            "DataLoader's batches are copied to it, as training would, inside the timing)"
+        )
+    used = "" if d["images"] == d["images_in_split"] else f" of {d['images_in_split']}"
+    if s["warmup"]:
+        warmup = (
+            f"{s['warmup']} untimed warm-up epoch{'s' if s['warmup'] != 1 else ''} (pipeline "
+            "build and worker start-up not timed)"
+        )
+    else:
+        warmup = "no warm-up (the first epoch includes worker start-up)"
+    machine = [
+        f"CPU: {m['cpu']} ({m['usable_cores']} usable of {m['logical_cores']} logical cores)",
+        f"torch {m['torch']}, torchvision {v['torchvision']}, nvidia-dali {v['nvidia-dali']}, "
+        f"Pillow {v['Pillow']}, Python {m['python']}; 1-min load average {load_before:.2f} "
+        f"before, {m['load_average_1min']:.2f} after",
+        gpu,
+        f"data: {d['kind']} ({d['root']}): {d['images']}{used} training JPEGs in "
+        f"{d['classes']} classes, {sizes}, mean {d['mean_kb']:.0f} KB",
+        f"work per image (both loaders, their data modules' train loaders): decode, shorter side "
+        f"to 256, centre 256x256, {d['mean']} subtracted, random 224x224 crop, flip, PCA "
+        f"lighting (std {s['lighting_std']}); float32 batches of {s['batch_size']}",
+        f"timing: median of {s['repeats']} whole epoch{'s' if s['repeats'] != 1 else ''} per "
+        f"loader, interleaved (order rotated each round), after {warmup}; DALI's prefetch of "
+        "the next epoch counted in its own epoch; torch ops in the main process on 1 thread, "
+        "as in DataLoader workers",
+    ]
+    # The load average before the run counts the other processes (ours join it after).
+    ours = max(s["threads"], *s["workers"])
+    if load_before + ours > m["usable_cores"] + 0.5:
+        machine.append(
+            f"warning: load average {load_before:.1f} before the run on {m['usable_cores']} "
+            "cores: other processes took CPU time from both loaders, so absolute figures are "
+            "low; interleaving keeps the ratio fair"
+        )
+    best = results["rows"][results["best"]]["images_per_s"]
+    header = ("loader", "config", "images/s", "min", "max", "vs best torchvision")
+    rows = [
+        (
+            row["loader"],
+            row["config"] + (" (best)" if i == results["best"] else ""),
+            f"{row['images_per_s']:.1f}",
+            f"{row['min']:.1f}",
+            f"{row['max']:.1f}",
+            f"{row['images_per_s'] / best:.2f}",
+        )
+        for i, row in enumerate(results["rows"])
+    ]
+    summary = f"dali/torchvision images-per-second ratio: {results['ratio']:.2f}"
+    if markdown:
+        lines = ["# lit_alexnet data benchmark", ""]
+        if command is not None:
+            lines += ["```", command, "```", ""]
+        lines += [f"- {line}" for line in machine] + [""]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|---|---|" + "|".join(["---:"] * (len(header) - 2)) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join([*lines, "", summary]) + "\n"
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    table = [
+        "  ".join(
+            cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(r)
+        )
+        for r in [header, *rows]
+    ]
+    return "\n".join([*machine, "", *table, "", summary])
+
+
+def _usable_cpus() -> int:
+    from lit_alexnet.data.builtin import _usable_cpus as usable
+
+    return usable()
