@@ -189,6 +189,21 @@ def test_torch_init_keeps_pytorch_defaults() -> None:
         assert not torch.all(tower.fc6.bias == 1.0)
 
 
+def test_kaiming_init_is_he_normal_with_a_zero_classifier() -> None:
+    """init="kaiming": N(0, 2 / fan_in) weights, zero biases, fc8 zero (uniform scores)."""
+    torch.manual_seed(0)
+    net = AlexNet(num_classes=10, init="kaiming")
+    for tower in net.towers:
+        for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"):
+            layer = getattr(tower, name)
+            fan_in = layer.weight[0].numel()  # in_channels (of this tower's group) x kernel
+            assert layer.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05), name
+            assert torch.all(layer.bias == 0.0), name
+    assert torch.all(net.fc8.weight == 0.0) and torch.all(net.fc8.bias == 0.0)
+    with torch.no_grad():
+        assert torch.all(net.eval()(torch.randn(2, 3, 224, 224)) == 0.0)
+
+
 def test_unknown_init_is_refused() -> None:
     with pytest.raises(ValueError, match="init='glorot'"):
         AlexNet(init="glorot")

@@ -156,6 +156,28 @@ def test_mean_subtraction_matches_the_torchvision_backend(tmp_path: Path, mean: 
     assert labels.tolist() == [0, 0, 1, 1]
 
 
+def test_imagenet_flat_val_folder_reads_alike_in_both_backends(tmp_path: Path) -> None:
+    # train/<synset>/ folders, val/ flat with a "path synset" list, as data=imagenet documents.
+    rng = np.random.default_rng(2)
+    synsets = ("n01440764", "n01443537")
+    lines = []
+    (tmp_path / "val").mkdir()
+    for i, synset in enumerate(synsets * 3):
+        image = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+        (tmp_path / "train" / synset).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "train" / synset / f"{i}.png")
+        Image.fromarray(image).save(tmp_path / "val" / f"ILSVRC2012_val_{i:08d}.png")
+        lines.append(f"ILSVRC2012_val_{i:08d}.png {synset}")
+    (tmp_path / "val.txt").write_text("\n".join(lines) + "\n")
+    _stats().save(tmp_path / "stats.npz")
+    outputs = {}
+    for backend in ("dali", "torchvision"):
+        dm = _module(backend, tmp_path, batch_size=4, val_labels=tmp_path / "val.txt")
+        outputs[backend] = _batches(dm, "val")
+    torch.testing.assert_close(outputs["dali"][0], outputs["torchvision"][0], rtol=0, atol=1e-3)
+    assert outputs["dali"][1].tolist() == outputs["torchvision"][1].tolist() == [0, 1] * 3
+
+
 def test_resized_jpegs_agree_with_the_torchvision_backend(tmp_path: Path) -> None:
     # Different resize and JPEG code: close, not equal.
     ys, xs = np.mgrid[0:300, 0:400]

@@ -131,6 +131,28 @@ def test_multirun_gives_each_job_its_own_dir_checkpoint_and_wandb_run(
     assert len(run_ids) == 2
 
 
+
+def test_multirun_with_the_ddp_strategy_runs_the_sweep_once(tmp_path: Path, cache_dir: Path) -> None:
+    # Lightning's popen launcher would re-run `-m ...` in each new process, i.e. the sweep.
+    out = train_cli(
+        "-m",
+        "seed=0,1",
+        "+experiment=smoke",
+        "strategy=two_device_ddp",
+        "data.train_per_class=2",
+        "data.val_per_class=1",
+        "logger=csv",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        timeout=600,
+    )
+    assert len(FINAL_LINE.findall(out)) == 2
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep"]  # no stray runs beside it
+    # Each job ran two processes, one per device pair, and started nothing else.
+    assert out.count("MEMBER: 1/2") == out.count("MEMBER: 2/2") == 2, out[-3000:]
+
 def test_help_lists_the_config_groups(tmp_path: Path, cache_dir: Path) -> None:
     out = train_cli("--help", cwd=tmp_path, cache_dir=cache_dir)
     assert "== Configuration groups ==" in out
@@ -156,12 +178,11 @@ def test_help_lists_the_config_groups(tmp_path: Path, cache_dir: Path) -> None:
 def test_default_quickstart_learns(tmp_path: Path, cache_dir: Path) -> None:
     """The README's first command: the default config on the built-in dataset (~5 minutes).
 
-    Measured at 52.7% top-1; the bound asks for four times chance, leaving room for the run
-    to run differently on another machine's kernels.
+    Issue 2 asks for at least 60% top-1 on the 10 classes; measured at 61.0% (README).
     """
     out = train_cli(
         "logger=csv", "hydra.run.dir=quickstart", cwd=tmp_path, cache_dir=cache_dir, timeout=1200
     )
     match = FINAL_LINE.search(out)
     assert match, out[-2000:]
-    assert float(match[1]) <= 0.60
+    assert float(match[1]) <= 0.40

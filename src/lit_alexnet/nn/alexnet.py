@@ -149,9 +149,10 @@ class AlexNet(nn.Module):
         pooling: ``"overlap"`` (3/2, section 3.4), ``"standard"`` (2/2), or a :class:`Pooling`.
         activation: ``"relu"`` (section 3.1) or ``"tanh"``.
         dropout: drop probability in fc6 and fc7 (section 4.2).
-        init: ``"paper"`` (section 5: N(0, 0.01), biases 1 or 0) or ``"torch"`` (PyTorch's
-            fan-in scaled default, as torchvision's alexnet; it starts learning in far
-            fewer steps, which a short run on a small dataset needs).
+        init: ``"paper"`` (section 5: N(0, 0.01), biases 1 or 0), ``"torch"`` (PyTorch's
+            fan-in scaled default, as torchvision's alexnet) or ``"kaiming"`` (He et al.
+            2015, zero biases and fc8). The last two start learning in far fewer steps,
+            which a short run on a small dataset needs.
     """
 
     def __init__(
