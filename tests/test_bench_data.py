@@ -92,10 +92,10 @@ def test_photos_have_colour_structure() -> None:
 
 
 def test_default_worker_counts() -> None:
-    assert default_worker_counts(1) == [0, 1]
-    assert default_worker_counts(2) == [0, 1, 2]
-    assert default_worker_counts(6) == [0, 1, 2, 4, 6]
-    assert default_worker_counts(16) == [0, 1, 2, 4, 8, 16]
+    assert default_worker_counts(1) == [0, 1, 2]
+    assert default_worker_counts(2) == [0, 1, 2, 3]
+    assert default_worker_counts(6) == [0, 1, 2, 4, 6, 7]
+    assert default_worker_counts(16) == [0, 1, 2, 4, 8, 16, 17]
 
 
 def test_subset_is_evenly_spread(tmp_path: Path) -> None:
@@ -162,14 +162,14 @@ def test_cli_prints_both_loaders_and_the_ratio_last(
     text = report.read_text()
     assert text.splitlines()[-1] == lines[-1]
     assert "python -m lit_alexnet.bench data --kind photo --images 6" in text
-    assert "| dali | cpu, 1 thread |" in text
+    assert "| dali | cpu, 1 thread (best) |" in text
 
 
 @needs_dali
 def test_benchmark_reads_a_root_subset(tmp_path: Path) -> None:
     root = ensure_photo_dataset(tmp_path, 8)
     results = run_data_benchmark(
-        root, images=5, batch_size=2, repeats=1, warmup=1, workers=[0, 0], device="cpu", threads=1
+        root, images=5, batch_size=2, repeats=1, warmup=1, workers=[0, 0], device="cpu", threads=[1]
     )
     dataset = results["dataset"]
     assert (dataset["images"], dataset["images_in_split"]) == (5, 8)

@@ -131,8 +131,9 @@ def test_multirun_gives_each_job_its_own_dir_checkpoint_and_wandb_run(
     assert len(run_ids) == 2
 
 
-
-def test_multirun_with_the_ddp_strategy_runs_the_sweep_once(tmp_path: Path, cache_dir: Path) -> None:
+def test_multirun_with_the_ddp_strategy_runs_the_sweep_once(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     # Lightning's popen launcher would re-run `-m ...` in each new process, i.e. the sweep.
     out = train_cli(
         "-m",
@@ -152,6 +153,7 @@ def test_multirun_with_the_ddp_strategy_runs_the_sweep_once(tmp_path: Path, cach
     assert [p.name for p in tmp_path.iterdir()] == ["sweep"]  # no stray runs beside it
     # Each job ran two processes, one per device pair, and started nothing else.
     assert out.count("MEMBER: 1/2") == out.count("MEMBER: 2/2") == 2, out[-3000:]
+
 
 def test_help_lists_the_config_groups(tmp_path: Path, cache_dir: Path) -> None:
     out = train_cli("--help", cwd=tmp_path, cache_dir=cache_dir)

@@ -35,7 +35,7 @@ def _run_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker_counts(text: str) -> list[int]:
+def _counts(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -82,13 +82,16 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs per loader (default 1)")
     p.add_argument(
         "--workers",
-        type=_worker_counts,
+        type=_counts,
         default=None,
         help="DataLoader worker counts to try, e.g. 0,2,4 (default 0, 1, 2, 4, ... up to the "
-        "usable cores)",
+        "usable cores, and one more)",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="DALI CPU threads (default: usable cores)"
+        "--threads",
+        type=_counts,
+        default=None,
+        help="DALI CPU thread counts to try, e.g. 2,3 (default: the usable cores, and one more)",
     )
     p.add_argument(
         "--device",

@@ -41,6 +41,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.stats import STATS_FILENAME, compute_stats, resize_centre_crop
 
 __all__ = [
@@ -251,7 +252,7 @@ def _generate(tmp: Path, spec: BuiltinSpec) -> None:
 
     # numpy and Pillow release the GIL for the heavy parts, so threads do use several cores
     # without the start-up cost and fork hazards of processes.
-    workers = max(1, min(4, _usable_cpus()))
+    workers = max(1, min(4, usable_cpus()))
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -271,13 +272,6 @@ def _generate(tmp: Path, spec: BuiltinSpec) -> None:
         stats = compute_stats(crops())
     stats.save(tmp / STATS_FILENAME)
     (tmp / SPEC_FILENAME).write_text(spec.fingerprint() + "\n")
-
-
-def _usable_cpus() -> int:
-    # The affinity mask, unlike os.cpu_count(), honours taskset and container CPU sets.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _ordered_map(

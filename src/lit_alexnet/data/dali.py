@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, Views
+from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.stats import DatasetStats
 from lit_alexnet.data.transforms import PIXEL_SCALE, mean_tensor
@@ -114,16 +115,24 @@ def _read_and_centre(
         pad_last_batch=True,
         name=_READER,
     )
-    decoded = fn.decoders.image(
-        encoded, device="mixed" if device == "gpu" else "cpu", output_type=types.DALIImageType.RGB
+    # Shorter side to 256 then the centre 256x256 is the centre square resized to 256x256;
+    # decoding only that square (read from the header) skips the pixels the crop drops.
+    height_width = fn.slice(fn.peek_image_shape(encoded), 0, 2, axes=[0])
+    side = fn.cast(fn.reductions.min(height_width), dtype=types.DALIDataType.FLOAT)
+    square = fn.decoders.image_crop(
+        encoded,
+        device="mixed" if device == "gpu" else "cpu",
+        output_type=types.DALIImageType.RGB,
+        crop_w=side,
+        crop_h=side,
     )
-    resized = fn.resize(
-        cast(DataNode, decoded),
-        resize_shorter=RESIZE,
+    centre = fn.resize(
+        cast(DataNode, square),
+        size=(RESIZE, RESIZE),
         interp_type=types.DALIInterpType.INTERP_LINEAR,
         antialias=True,
     )
-    return fn.crop(cast(DataNode, resized), crop=(RESIZE, RESIZE)), labels
+    return cast(DataNode, centre), labels
 
 
 def _mean_parts(stats: DatasetStats, mean: str) -> tuple[np.ndarray | None, np.ndarray]:
@@ -326,11 +335,10 @@ class DaliImageDataModule(FolderDataModule):
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads={num_threads!r} must be positive")
         self.device = resolve_device(device)
-        self.num_threads = num_threads or _usable_cpus()
+        self.num_threads = num_threads or usable_cpus()
         self.channels_last = channels_last
         self.pipeline_seed = pipeline_seed
         self.seed = 0
-        self._loaders: dict[str, DaliLoader] = {}
 
     def setup(self, stage: str) -> None:
         for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
@@ -347,9 +355,6 @@ class DaliImageDataModule(FolderDataModule):
         rank_zero_info(f"DALI pipelines on the {self.device.upper()}")
         self.dataset_stats()  # says once where the statistics come from
         self.image_list("train" if stage == "fit" else "val")
-
-    def teardown(self, stage: str) -> None:
-        self._loaders.clear()  # frees the pipelines' buffers (GPU memory, threads)
 
     def train_dataloader(self) -> DaliLoader:
         images = self.image_list("train")
@@ -369,31 +374,24 @@ class DaliImageDataModule(FolderDataModule):
             shuffle_seed=self.seed,
             pipeline_seed=self.seed + 1 + shard_id,
         )
-        return self._keep(
-            "train",
-            DaliLoader(
-                pipe,
-                self._shard_size(images),
-                self.batch_size,
-                steps=steps,
-                channels_last=self.channels_last,
-            ),
+        return DaliLoader(
+            pipe,
+            self._shard_size(images),
+            self.batch_size,
+            steps=steps,
+            channels_last=self.channels_last,
         )
 
     def val_dataloader(self) -> DaliLoader:
-        return self._eval_loader("val", self.val_views)
+        return self._eval_loader(self.val_views)
 
     def test_dataloader(self) -> DaliLoader:
-        return self._eval_loader("test", self.test_views)
+        return self._eval_loader(self.test_views)
 
-    def _eval_loader(self, name: str, views: Views) -> DaliLoader:
+    def _eval_loader(self, views: Views) -> DaliLoader:
         images = self.image_list("val")
         pipe = self._build(_eval_graph, images, mean=self.mean, views=views, layout="CHW")
-        return self._keep(name, DaliLoader(pipe, self._shard_size(images), self.batch_size))
-
-    def _keep(self, name: str, loader: DaliLoader) -> DaliLoader:
-        self._loaders[name] = loader
-        return loader
+        return DaliLoader(pipe, self._shard_size(images), self.batch_size)
 
     def _shard(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -432,9 +430,3 @@ class DaliImageDataModule(FolderDataModule):
 
 class BuiltinDaliDataModule(BuiltinMixin, DaliImageDataModule):
     """The generated dataset of shapes and textures, read by the DALI backend."""
-
-
-def _usable_cpus() -> int:
-    from lit_alexnet.data.builtin import _usable_cpus as usable
-
-    return usable()

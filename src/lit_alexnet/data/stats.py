@@ -8,7 +8,6 @@ on the 0-1 scale, the scale ImageNet's published figures use, and converted wher
 from __future__ import annotations
 
 import io
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +18,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
+from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.folders import scan_split
 from lit_alexnet.data.verify import check_image_list, progress_bar
 
@@ -183,7 +183,7 @@ def compute_folder_stats(
                 f"`python -m lit_alexnet.data.verify {root} --mode full` or pass verify=full"
             ) from e
 
-    workers = max(1, min(8, _usable_cpus()))
+    workers = max(1, min(8, usable_cpus()))
     with progress_bar() as bar, ThreadPoolExecutor(workers, thread_name_prefix="stats") as pool:
         task = bar.add_task(f"Statistics of {train}", total=len(images))
 
@@ -196,13 +196,6 @@ def compute_folder_stats(
     path.parent.mkdir(parents=True, exist_ok=True)
     stats.save(path)
     return DatasetStats.load(path), path
-
-
-def _usable_cpus() -> int:
-    # The affinity mask, unlike os.cpu_count(), honours taskset and container CPU sets.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _ordered_map(

@@ -5,7 +5,6 @@ The reference the DALI backend is tested against, and the fallback where DALI is
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,13 +13,14 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import default_loader
 
 from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, Views
+from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.transforms import ten_crop_transform, train_transform, val_transform
 
 
 def default_num_workers() -> int:
     """One loader worker per spare core, leaving one for the training loop."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    return max(1, min(8, usable_cpus() - 1))
 
 
 class ImageListDataset(Dataset[tuple[torch.Tensor, int]]):

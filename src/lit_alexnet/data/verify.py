@@ -31,6 +31,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 
 __all__ = [
@@ -97,7 +98,7 @@ def find_bad_files(
         return []
     check = _check_fast if mode == "fast" else _check_full
     if workers is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        cpus = usable_cpus()
         # Fast mode waits on the disk (or the network), full mode on Pillow's decoder, which
         # releases the GIL.
         workers = min(32, 4 * cpus) if mode == "fast" else cpus
