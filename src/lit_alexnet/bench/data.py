@@ -43,9 +43,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from lit_alexnet.bench.model import machine_description
-from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.dali import DaliImageDataModule, resolve_device
 from lit_alexnet.data.folders import ImageList, scan_split
+from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.data.stats import STATS_FILENAME, compute_stats, resize_centre_crop
 from lit_alexnet.data.torchvision import ImageFolderDataModule, ImageListDataset
 from lit_alexnet.data.transforms import train_transform

@@ -24,24 +24,15 @@ import os
 import shutil
 import socket
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from lit_alexnet.data.cpus import usable_cpus
+from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
 from lit_alexnet.data.stats import STATS_FILENAME, compute_stats, resize_centre_crop
 
 __all__ = [
@@ -253,18 +244,12 @@ def _generate(tmp: Path, spec: BuiltinSpec) -> None:
     # numpy and Pillow release the GIL for the heavy parts, so threads do use several cores
     # without the start-up cost and fork hazards of processes.
     workers = max(1, min(4, usable_cpus()))
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
+    progress = progress_bar()
     with progress, ThreadPoolExecutor(workers, thread_name_prefix="builtin") as pool:
         task = progress.add_task("Generating built-in dataset", total=len(jobs))
 
         def crops() -> Iterator[np.ndarray]:
-            for crop in _ordered_map(pool, work, jobs, window=4 * workers):
+            for crop in ordered_map(pool, work, jobs, window=4 * workers):
                 progress.advance(task)
                 if crop is not None:
                     yield crop
@@ -272,22 +257,6 @@ def _generate(tmp: Path, spec: BuiltinSpec) -> None:
         stats = compute_stats(crops())
     stats.save(tmp / STATS_FILENAME)
     (tmp / SPEC_FILENAME).write_text(spec.fingerprint() + "\n")
-
-
-def _ordered_map(
-    pool: ThreadPoolExecutor,
-    fn: Callable[[_Job], np.ndarray | None],
-    items: Sequence[_Job],
-    window: int,
-) -> Iterator[np.ndarray | None]:
-    """Like ``pool.map`` in input order, but with a bounded number of results held in memory."""
-    pending: deque[Future[np.ndarray | None]] = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def _encode_jpeg(image: np.ndarray, spec: BuiltinSpec) -> bytes:

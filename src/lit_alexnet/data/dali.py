@@ -19,8 +19,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, Views
-from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.folders import ImageList
+from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.data.stats import DatasetStats
 from lit_alexnet.data.transforms import PIXEL_SCALE, mean_tensor
 

@@ -8,9 +8,8 @@ on the 0-1 scale, the scale ImageNet's published figures use, and converted wher
 from __future__ import annotations
 
 import io
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -18,9 +17,9 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.folders import scan_split
-from lit_alexnet.data.verify import check_image_list, progress_bar
+from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
+from lit_alexnet.data.verify import check_image_list
 
 STATS_FILENAME = "stats.npz"
 # The paper's preprocessing before cropping: shorter side to 256, then the centre 256x256.
@@ -188,7 +187,7 @@ def compute_folder_stats(
         task = bar.add_task(f"Statistics of {train}", total=len(images))
 
         def crops() -> Iterator[np.ndarray]:
-            for image in _ordered_map(pool, crop, images.files, window=4 * workers):
+            for image in ordered_map(pool, crop, images.files, window=4 * workers):
                 bar.advance(task)
                 yield image
 
@@ -196,16 +195,3 @@ def compute_folder_stats(
     path.parent.mkdir(parents=True, exist_ok=True)
     stats.save(path)
     return DatasetStats.load(path), path
-
-
-def _ordered_map(
-    pool: ThreadPoolExecutor, fn: Callable[[_T], _R], items: Sequence[_T], window: int
-) -> Iterator[_R]:
-    """Like ``pool.map`` in input order, but with a bounded number of results held in memory."""
-    pending: deque[Future[_R]] = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import default_loader
 
 from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, Views
-from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.folders import ImageList
+from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.data.transforms import ten_crop_transform, train_transform, val_transform
 
 

@@ -21,18 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from lit_alexnet.data.cpus import usable_cpus
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
+from lit_alexnet.data.parallel import progress_bar, usable_cpus
 
 __all__ = [
     "BAD_FILE_POLICIES",
@@ -120,18 +111,6 @@ def find_bad_files(
                 bad.extend(future.result())
                 bar.advance(task, len(chunk))
     return bad
-
-
-def progress_bar() -> Progress:
-    """A Rich progress bar on stderr, out of the way of a command's own output."""
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
 
 
 def bad_files_report(bad: Sequence[BadFile], total: int, what: str = "") -> str:

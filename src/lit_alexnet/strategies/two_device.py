@@ -47,14 +47,30 @@ def _announce(devices: Sequence[torch.device]) -> None:
         )
 
 
-def _load_optimizer_states(optimizers: Sequence[Any], checkpoint: Mapping[str, Any]) -> None:
-    # torch's load_state_dict already puts each state tensor on its parameter's device;
-    # Lightning's default then moves them all to the root device, i.e. off tower 2's device.
-    for optimizer, state in zip(optimizers, checkpoint["optimizer_states"], strict=True):
-        optimizer.load_state_dict(state)
+class _TowerPlacement:
+    """What both strategies change in Lightning's: where the model and optimizer state go."""
+
+    model: Any
+    optimizers: list[Any]
+
+    @property
+    def tower_devices(self) -> list[torch.device]:
+        """Tower 1's device and tower 2's."""
+        raise NotImplementedError
+
+    def model_to_device(self) -> None:
+        assert self.model is not None, "the model must be set before it is placed"
+        _announce(self.tower_devices)
+        place_towers(self.model, self.tower_devices)
+
+    def load_optimizer_state_dict(self, checkpoint: Mapping[str, Any]) -> None:
+        # torch's load_state_dict already puts each state tensor on its parameter's device;
+        # Lightning's default then moves them all to the root device, off tower 2's device.
+        for optimizer, state in zip(self.optimizers, checkpoint["optimizer_states"], strict=True):
+            optimizer.load_state_dict(state)
 
 
-class TwoDeviceModelParallelStrategy(SingleDeviceStrategy):
+class TwoDeviceModelParallelStrategy(_TowerPlacement, SingleDeviceStrategy):
     """AlexNet's tower 1 on ``devices[0]``, tower 2 on ``devices[1]``, in one process.
 
     Section 3.2: conv1, conv2, conv4 and conv5 of each tower stay on its device; conv3, fc6,
@@ -75,20 +91,16 @@ class TwoDeviceModelParallelStrategy(SingleDeviceStrategy):
         accelerator: Accelerator | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tower_devices = default_devices() if devices is None else parse_devices(devices)
-        accelerator = accelerator or _accelerator_for(self.tower_devices[0])
-        super().__init__(device=self.tower_devices[0], accelerator=accelerator, **kwargs)
+        self._devices = default_devices() if devices is None else parse_devices(devices)
+        accelerator = accelerator or _accelerator_for(self._devices[0])
+        super().__init__(device=self._devices[0], accelerator=accelerator, **kwargs)
 
-    def model_to_device(self) -> None:
-        assert self.model is not None, "the model must be set before it is placed"
-        _announce(self.tower_devices)
-        place_towers(self.model, self.tower_devices)
-
-    def load_optimizer_state_dict(self, checkpoint: Mapping[str, Any]) -> None:
-        _load_optimizer_states(self.optimizers, checkpoint)
+    @property
+    def tower_devices(self) -> list[torch.device]:
+        return self._devices
 
 
-class TwoDeviceDDPStrategy(DDPStrategy):
+class TwoDeviceDDPStrategy(_TowerPlacement, DDPStrategy):
     """:class:`TwoDeviceModelParallelStrategy` in every process of a DDP run.
 
     Process ``r`` of a node (its local rank) holds GPUs ``2r`` and ``2r + 1``, so
@@ -129,11 +141,3 @@ class TwoDeviceDDPStrategy(DDPStrategy):
 
     def determine_ddp_device_ids(self) -> list[int] | None:
         return None  # a module on two devices: DDP must not pin it to one
-
-    def model_to_device(self) -> None:
-        assert self.model is not None, "the model must be set before it is placed"
-        _announce(self.tower_devices)
-        place_towers(self.model, self.tower_devices)
-
-    def load_optimizer_state_dict(self, checkpoint: Mapping[str, Any]) -> None:
-        _load_optimizer_states(self.optimizers, checkpoint)
