@@ -156,10 +156,10 @@ def _lighting(stats: DatasetStats, std: float) -> DataNode:
     # Column i is 255 * eigval[i] * eigvec[:, i], the same basis as the torchvision backend's.
     basis = (np.asarray(stats.eigvec) * np.asarray(stats.eigval) * PIXEL_SCALE).astype(np.float32)
     alpha = fn.random.normal(shape=[3], stddev=std)
-    return sum(
-        (alpha[i] * types.Constant(basis[:, i].copy()) for i in range(1, 3)),
-        start=alpha[0] * types.Constant(basis[:, 0].copy()),
-    )
+    offset = alpha[0] * types.Constant(basis[:, 0].copy())
+    for i in (1, 2):
+        offset = offset + alpha[i] * types.Constant(basis[:, i].copy())
+    return offset
 
 
 def _train_graph(
