@@ -260,10 +260,9 @@ class DaliLoader:
         channels_last: bool = False,
     ) -> None:
         self.pipeline = pipeline
-        self.batch_size = batch_size
         self.channels_last = channels_last
-        self._batches = math.ceil(shard_size / batch_size)
-        self._steps = self._batches if steps is None else min(steps, self._batches)
+        batches = math.ceil(shard_size / batch_size)
+        self._steps = batches if steps is None else min(steps, batches)
         self._iterator: Any = None
         self._unfinished = False
 
