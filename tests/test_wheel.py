@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -40,11 +41,17 @@ def test_installed_wheel_runs_the_smoke_experiment_from_anywhere(
     assert "lit_alexnet/conf/train.yaml" in names
     assert "lit_alexnet/conf/experiment/smoke.yaml" in names
 
-    # A clean environment for the package itself; the heavy dependencies come from the
-    # interpreter's site-packages rather than being installed again.
+    # A clean environment for the package itself. The heavy dependencies come from the
+    # running environment's site-packages, named in a .pth file: `--system-site-packages`
+    # would give the base interpreter's, which lack torch when the tests run in a venv.
     venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", "--system-site-packages", venv, cwd=tmp_path)
+    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     python = venv / "bin" / "python"
+    venv_site = run(
+        python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp_path
+    )
+    running = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (Path(venv_site.strip()) / "running-env.pth").write_text("\n".join(sorted(running)) + "\n")
     run(python, "-m", "pip", "install", "--no-deps", "--no-index", wheel, cwd=tmp_path)
 
     elsewhere = tmp_path / "elsewhere"

@@ -259,6 +259,49 @@ class BuiltinDataConfig(DataConfig):
 
 
 @dataclass
+class TrainerConfig:
+    """``trainer``: :class:`lightning.pytorch.Trainer`'s arguments, typed, so that
+    ``trainer.max_epochs=ten`` fails while composing; add others with ``+trainer.KEY=...``."""
+
+    _target_: str = "lightning.pytorch.Trainer"
+    default_root_dir: str | None = None
+    accelerator: str = "auto"
+    devices: Any = 1  # a count, a list of indices or "auto"
+    num_nodes: int = 1
+    # "auto" (lit_alexnet.precision) or one of Lightning's: 32-true, bf16-mixed, 16-mixed, ...
+    precision: str = "auto"
+    max_epochs: int | None = None
+    max_steps: int = -1
+    check_val_every_n_epoch: int | None = 1
+    val_check_interval: Any = None  # a fraction of an epoch or a count of batches
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    num_sanity_val_steps: int | None = None
+    log_every_n_steps: int | None = None
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+    deterministic: Any = None  # true, false or "warn"
+    benchmark: bool | None = None
+    fast_dev_run: Any = False
+    enable_progress_bar: bool | None = None
+    enable_model_summary: bool | None = None
+    profiler: Any = None
+
+    def __post_init__(self) -> None:
+        for key in ("max_epochs", "check_val_every_n_epoch", "log_every_n_steps"):
+            value = getattr(self, key)
+            _check(value is None or value >= -1, f"trainer.{key}", value, "must be >= -1")
+        _check(self.num_nodes >= 1, "trainer.num_nodes", self.num_nodes, "must be >= 1")
+        _check(
+            self.accumulate_grad_batches >= 1,
+            "trainer.accumulate_grad_batches",
+            self.accumulate_grad_batches,
+            "must be >= 1",
+        )
+
+
+@dataclass
 class TrainConfig:
     """The primary config of ``python -m lit_alexnet.train``."""
 
@@ -268,7 +311,7 @@ class TrainConfig:
     pooling: PoolingConfig = field(default_factory=PoolingConfig)
     optimizer: Any = MISSING
     scheduler: Any = None
-    trainer: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
     # "auto" or a Strategy's config (conf/strategy/).
     strategy: Any = "auto"
     logger: Any = None
@@ -301,7 +344,7 @@ def validate(cfg: DictConfig) -> None:
             f"data.root is required for this dataset: add data.root=/path/to/root "
             f"(a folder with train/<class>/ and val/<class>/; {cfg.data._target_})"
         )
-    for key in ("model", "norm", "pooling", "optimizer", "scheduler", "data"):
+    for key in ("model", "norm", "pooling", "optimizer", "scheduler", "data", "trainer"):
         node = cfg.get(key)
         if node is not None:
             OmegaConf.to_object(node)

@@ -130,6 +130,24 @@ class LitAlexNet(L.LightningModule):
             config["interval"] = "step"
         return {"optimizer": optimizer, "lr_scheduler": config}
 
+    def resize_schedule(self, total_steps: int) -> bool:
+        """Re-plan a schedule that spans the run (one cycle) over ``total_steps`` optimizer
+        steps, continuing from the current step; ``False`` if the schedule has no length.
+
+        :class:`lit_alexnet.callbacks.TimeBudget` calls this when it shortens a run.
+        """
+        factory = self.scheduler_factory
+        if factory is None or not _takes_total_steps(factory):
+            return False
+        config = self.trainer.lr_scheduler_configs[0]
+        done = self.trainer.global_step
+        # last_epoch=done - 1: the new scheduler takes its first step to `done`, where the old
+        # one stands; the optimizer's param groups already hold its initial_lr.
+        config.scheduler = factory(
+            config.scheduler.optimizer, total_steps=max(total_steps, done + 1), last_epoch=done - 1
+        )
+        return True
+
 
 def _takes_total_steps(factory: SchedulerFactory) -> bool:
     """Whether a scheduler factory still needs the run's length (OneCycleLR's total_steps)."""

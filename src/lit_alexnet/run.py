@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,13 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from lit_alexnet.config import validate
+from lit_alexnet.precision import AUTO, choose_precision, machine_report
 
 
 def output_dir() -> Path:
@@ -49,35 +53,94 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     logger: Logger | bool = instantiate(cfg.logger) if cfg.logger is not None else False
+    if not logger:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     strategy = instantiate(cfg.strategy) if isinstance(cfg.strategy, DictConfig) else cfg.strategy
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, strategy=strategy)
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        strategy=strategy,
+        precision=trainer_precision(cfg.trainer),
+    )
     return datamodule, model, trainer
 
 
+def trainer_precision(trainer_cfg: DictConfig) -> str:
+    """``trainer.precision``, with ``auto`` replaced by this machine's choice (said once)."""
+    precision = str(trainer_cfg.precision)
+    if precision != AUTO:
+        return precision
+    precision, why = choose_precision(machine_report(), str(trainer_cfg.get("accelerator", AUTO)))
+    rank_zero_info(f"precision {precision} (trainer.precision=auto: {why})")
+    return precision
+
+
 def train(cfg: DictConfig) -> float:
-    """Fit (and optionally test) as ``cfg`` says; print and return the final val top-1 error."""
-    datamodule, model, trainer = build(cfg)
+    """Fit (and optionally test) as ``cfg`` says; print and return the final val top-1 error.
+
+    A config refused before training leaves no output folder behind; Ctrl-C saves
+    ``last.ckpt``, says where it is and exits with 130, the shell's code for an interrupt.
+    """
+    try:
+        datamodule, model, trainer = build(cfg)
+    except Exception:
+        _remove_unused(output_dir())
+        raise
+    lines: list[str] = []
     try:
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         for logger in trainer.loggers:
             logger.log_hyperparams(resolved)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        except SystemExit:
+            if not trainer.interrupted:
+                raise
+            last = output_dir() / "checkpoints" / "last.ckpt"
+            lines.append(
+                f"interrupted: resume with ckpt_path={_shown(last)}"
+                if last.exists()
+                else "interrupted before the first checkpoint: nothing to resume from"
+            )
+            raise SystemExit(130) from None
+        if "val/top1_error" not in trainer.callback_metrics:
+            # The last epoch was not one that validates (check_val_every_n_epoch).
+            trainer.validate(model, datamodule=datamodule, verbose=False)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         top1 = metrics["val/top1_error"]
-        print(
-            f"val top-1 error {top1:.3f} | top-5 error {metrics['val/top5_error']:.3f} | "
-            f"{_shown(output_dir())}"
-        )
         if cfg.test:
-            (result,) = trainer.test(model, datamodule=datamodule, ckpt_path="best")
+            (result,) = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
             views = getattr(datamodule, "test_views", "center")
-            print(
+            lines.append(
                 f"test ({views}) top-1 error {result['test/top1_error']:.3f} | "
                 f"top-5 error {result['test/top5_error']:.3f}"
             )
+        lines.append(
+            f"val top-1 error {top1:.3f} | top-5 error {metrics['val/top5_error']:.3f} | "
+            f"{_shown(output_dir())}"
+        )
         return top1
     finally:
         _finish_wandb()
+        # After W&B's own summary, so that the run's summary is the last thing on the console.
+        for line in lines:
+            print(line, flush=True)
+
+
+def _remove_unused(job_dir: Path) -> None:
+    """Delete a job folder holding only what Hydra wrote (its config and log), and the
+    folders above it that this leaves empty, up to the outputs root."""
+    if not job_dir.is_dir():
+        return
+    if any(p.name != ".hydra" and p.suffix != ".log" for p in job_dir.iterdir()):
+        return
+    shutil.rmtree(job_dir, ignore_errors=True)
+    for parent in list(job_dir.parents)[:2]:
+        try:
+            parent.rmdir()  # only if empty
+        except OSError:
+            break
 
 
 def _finish_wandb() -> None:

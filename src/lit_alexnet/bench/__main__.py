@@ -20,6 +20,13 @@ def _add_model_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=10, help="timed steps per net (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per net (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--precision", choices=("32", "bf16"), default="32", help="float32 or bf16 autocast"
+    )
+    p.add_argument("--channels-last", action="store_true", help="NHWC batches (the quickstart's)")
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adamw"), default="sgd", help="section 5's or fused AdamW"
+    )
     p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
     p.set_defaults(run=_run_model)
 
@@ -27,7 +34,15 @@ def _add_model_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run_model(args: argparse.Namespace) -> int:
     from lit_alexnet.bench.model import format_model_results, run_model_benchmark
 
-    results = run_model_benchmark(args.batch_size, args.steps, args.warmup, args.threads)
+    results = run_model_benchmark(
+        args.batch_size,
+        args.steps,
+        args.warmup,
+        args.threads,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        optimizer=args.optimizer,
+    )
     print(format_model_results(results))
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)

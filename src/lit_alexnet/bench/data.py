@@ -591,6 +591,7 @@ def format_data_results(
         warmup = "no warm-up (the first epoch includes worker start-up)"
     machine = [
         f"CPU: {m['cpu']} ({m['usable_cores']} usable of {m['logical_cores']} logical cores)",
+        f"CPU kernels: {m['cpu_kernels']}; bfloat16 native: {'yes' if m['native_bf16'] else 'no'}",
         f"torch {m['torch']}, torchvision {v['torchvision']}, nvidia-dali {v['nvidia-dali']}, "
         f"Pillow {v['Pillow']}, Python {m['python']}; 1-min load average {load_before:.2f} "
         f"before, {m['load_average_1min']:.2f} after",

@@ -59,8 +59,15 @@ def machine_description() -> dict[str, Any]:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         load = float("nan")
+    from lit_alexnet.precision import machine_report
+
+    report = machine_report()
     return {
         "cpu": cpu,
+        # What bf16 speed and oneDNN's kernels depend on; ATEN_CPU_CAPABILITY and
+        # ONEDNN_MAX_CPU_ISA can hold a machine to less than its CPU has.
+        "cpu_kernels": report.describe_cpu(),
+        "native_bf16": report.cpu_native_bf16,
         "logical_cores": os.cpu_count() or 0,
         "usable_cores": usable,
         "torch": torch.__version__,
@@ -105,13 +112,24 @@ def _build_models() -> dict[str, nn.Module]:
     }
 
 
-def _train_step(model: nn.Module, images: Tensor, labels: Tensor) -> Callable[[], None]:
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+OPTIMIZERS = ("sgd", "adamw")
+PRECISIONS = ("32", "bf16")
+
+
+def _train_step(
+    model: nn.Module, images: Tensor, labels: Tensor, optimizer_name: str, precision: str
+) -> Callable[[], None]:
+    optimizer: torch.optim.Optimizer
+    if optimizer_name == "adamw":  # the quickstart's: fused AdamW
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=5e-4, fused=True)
+    else:  # section 5's
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(images), labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = loss_fn(model(images), labels)
         loss.backward()
         optimizer.step()
 
@@ -119,7 +137,13 @@ def _train_step(model: nn.Module, images: Tensor, labels: Tensor) -> Callable[[]
 
 
 def run_model_benchmark(
-    batch_size: int = 16, steps: int = 10, warmup: int = 3, threads: int | None = None
+    batch_size: int = 16,
+    steps: int = 10,
+    warmup: int = 3,
+    threads: int | None = None,
+    precision: str = "32",
+    channels_last: bool = False,
+    optimizer: str = "sgd",
 ) -> dict[str, Any]:
     """Time training steps of the three nets on one CPU batch, interleaved.
 
@@ -128,6 +152,9 @@ def run_model_benchmark(
         steps: timed steps per net, taken in turn A B C A B C ...
         warmup: untimed steps per net first (allocator, oneDNN kernel selection).
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps torch's default.
+        precision: ``"32"`` or ``"bf16"`` (CPU autocast, as ``trainer.precision=bf16-mixed``).
+        channels_last: feed NHWC batches, as the quickstart's DALI pipeline does.
+        optimizer: ``"sgd"`` (section 5) or ``"adamw"`` (the quickstart's fused AdamW).
 
     Returns:
         ``{"machine": ..., "batch_size", "steps", "warmup", "models": {name: {"ms_median",
@@ -138,6 +165,11 @@ def run_model_benchmark(
         raise ValueError(
             f"need batch_size >= 1, steps >= 1, warmup >= 0; got {batch_size}, {steps}, {warmup}"
         )
+    if precision not in PRECISIONS or optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"precision={precision!r}, optimizer={optimizer!r}: choose from {PRECISIONS}, "
+            f"{OPTIMIZERS}"
+        )
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -145,12 +177,14 @@ def run_model_benchmark(
         load_before = machine_description()["load_average_1min"]
         torch.manual_seed(0)
         images = torch.randn(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         labels = torch.randint(0, NUM_CLASSES, (batch_size,))
         models = _build_models()
         step_fns = {}
         for name, model in models.items():
             model.train()  # dropout on, as in training
-            step_fns[name] = _train_step(model, images, labels)
+            step_fns[name] = _train_step(model, images, labels, optimizer, precision)
         for _ in range(warmup):
             for step in step_fns.values():
                 step()
@@ -180,6 +214,9 @@ def run_model_benchmark(
         "batch_size": batch_size,
         "steps": steps,
         "warmup": warmup,
+        "precision": precision,
+        "channels_last": channels_last,
+        "optimizer": optimizer,
         "models": figures,
         "ratio": figures[PAPER]["ms_median"] / reference,
         "ratio_torch_lrn": figures[PAPER_TORCH_LRN]["ms_median"] / reference,
@@ -198,11 +235,14 @@ def format_model_results(results: dict[str, Any], markdown: bool = False) -> str
     reference = results["models"][TORCHVISION]["ms_median"]
     machine = [
         f"CPU: {m['cpu']} ({m['usable_cores']} usable of {m['logical_cores']} logical cores)",
+        f"CPU kernels: {m['cpu_kernels']}; bfloat16 native: {'yes' if m['native_bf16'] else 'no'}",
         f"torch {m['torch']}, {m['threads']} threads, Python {m['python']}; 1-min load average "
         f"{load_before:.2f} before, {m['load_average_1min']:.2f} after",
         f"batch {results['batch_size']} x 3x224x224, {NUM_CLASSES} classes; "
         f"median of {results['steps']} interleaved steps after {results['warmup']} warm-up; "
-        "step = forward + cross-entropy + backward + SGD",
+        f"step = forward + cross-entropy + backward + {results['optimizer'].upper()}; "
+        f"precision {results['precision']}, "
+        f"{'channels-last' if results['channels_last'] else 'NCHW'} batches",
     ]
     header = ("model", "ms/step", "min ms", "images/s", "vs torchvision")
     rows = [

@@ -1,0 +1,108 @@
+"""``trainer.precision=auto``: the numeric precision this machine runs fastest without loss.
+
+bfloat16 autocast pays only where the hardware computes in bfloat16: a GPU of compute
+capability 8.0 or newer, or a CPU with AVX-512-BF16 or AMX. Elsewhere every bf16 kernel is
+emulated; measured on a 2-core CPU held to AVX2, an AlexNet training step at batch 32 took
+22 s under bf16 autocast against 1.2 s in float32 (``benchmarks/``). Older GPUs with tensor
+cores (7.x) get float16 autocast with loss scaling instead.
+
+The choice is a pure function of a :class:`MachineReport`, so each case is testable without
+the hardware; :func:`machine_report` reads the real one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+AUTO = "auto"
+# oneDNN's ISA names (ONEDNN_MAX_CPU_ISA) from which on bfloat16 dot products are native.
+_ONEDNN_BF16_ISAS = (
+    "AVX512_CORE_BF16",
+    "AVX10_1_512",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512_AMX_FP16",
+    "AVX10_2_512",
+    "AVX10_2_512_AMX_2",
+    "ALL",
+)
+
+
+@dataclass(frozen=True)
+class MachineReport:
+    """What the machine says about its arithmetic, as far as the precision choice needs."""
+
+    cuda: bool = False
+    cuda_name: str = ""
+    cuda_capability: tuple[int, int] = (0, 0)
+    # torch.backends.cpu.get_cpu_capability(): "AVX512", "AVX2", "DEFAULT", ... (ATen's
+    # kernels; ATEN_CPU_CAPABILITY lowers it).
+    cpu_capability: str = "DEFAULT"
+    cpu_avx512_bf16: bool = False
+    cpu_amx: bool = False
+    # ONEDNN_MAX_CPU_ISA, if set: caps what oneDNN's convolutions and matmuls use.
+    onednn_max_isa: str | None = None
+
+    @property
+    def cpu_native_bf16(self) -> bool:
+        """Whether the CPU computes bfloat16 in hardware *and* torch's kernels may use it."""
+        if not (self.cpu_avx512_bf16 or self.cpu_amx):
+            return False
+        if not self.cpu_capability.upper().startswith("AVX512"):
+            return False  # ATen held below AVX-512 (ATEN_CPU_CAPABILITY)
+        isa = self.onednn_max_isa
+        return isa is None or isa.upper() in _ONEDNN_BF16_ISAS
+
+    def describe_cpu(self) -> str:
+        """``"AVX512 kernels, has AVX-512-BF16 and AMX"``: what bf16 depends on, in words."""
+        features = [
+            n for n, on in (("AVX-512-BF16", self.cpu_avx512_bf16), ("AMX", self.cpu_amx)) if on
+        ]
+        text = f"{self.cpu_capability} kernels"
+        if features:
+            text += ", has " + " and ".join(features)
+        if self.onednn_max_isa:
+            text += f", oneDNN held to {self.onednn_max_isa}"
+        return text
+
+
+def machine_report() -> MachineReport:
+    """The report of this process's machine."""
+    cuda = torch.cuda.is_available()
+    cpu = getattr(torch, "cpu", None)
+    return MachineReport(
+        cuda=cuda,
+        cuda_name=torch.cuda.get_device_name(0) if cuda else "",
+        cuda_capability=torch.cuda.get_device_capability(0) if cuda else (0, 0),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        cpu_avx512_bf16=bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()),
+        cpu_amx=bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()),
+        onednn_max_isa=os.environ.get("ONEDNN_MAX_CPU_ISA") or None,
+    )
+
+
+def uses_gpu(accelerator: str, report: MachineReport) -> bool:
+    """Whether Lightning's ``accelerator`` setting puts this run on a CUDA GPU."""
+    return accelerator in ("gpu", "cuda") or (accelerator == AUTO and report.cuda)
+
+
+def choose_precision(report: MachineReport, accelerator: str = AUTO) -> tuple[str, str]:
+    """Lightning's ``precision`` for a run on ``accelerator``, and why, in one phrase."""
+    if uses_gpu(accelerator, report):
+        major, minor = report.cuda_capability
+        gpu = f"{report.cuda_name or 'the GPU'} (compute capability {major}.{minor})"
+        if major >= 8:
+            return "bf16-mixed", f"{gpu} computes bfloat16 natively"
+        if major >= 7:
+            return "16-mixed", f"{gpu} has float16 tensor cores but no bfloat16"
+        return "32-true", f"{gpu} has no tensor cores"
+    if accelerator not in (AUTO, "cpu"):
+        return "32-true", f"no automatic choice for accelerator={accelerator!r}"
+    cpu = f"this CPU ({report.describe_cpu()})"
+    if report.cpu_native_bf16:
+        return "bf16-mixed", f"{cpu} computes bfloat16 natively"
+    return "32-true", f"{cpu} would emulate bfloat16, several times slower than float32"

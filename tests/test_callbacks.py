@@ -1,0 +1,118 @@
+"""TimeBudget: a run sized to its wall-clock budget, checked on a fake clock."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from torch.optim.lr_scheduler import OneCycleLR
+from torch.utils.data import DataLoader, TensorDataset
+
+from lit_alexnet import LitAlexNet
+from lit_alexnet import callbacks as callbacks_module
+from lit_alexnet.callbacks import TimeBudget
+
+
+class FakeClock:
+    """time.time() for the callback: each training batch takes `step_s` seconds."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+class Tick(L.Callback):
+    def __init__(self, clock: FakeClock, step_s: float) -> None:
+        self.clock, self.step_s = clock, step_s
+        self.lrs: list[float] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self.clock.now += self.step_s
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_affordable_epochs_counts_the_steps_and_validations_left() -> None:
+    budget = TimeBudget(minutes=2, reserve_s=10, start_time=0.0)
+    # 120 s - 10 s reserve, 20 s gone: 90 s left. 10 steps of 1 s per epoch, 3 done; a
+    # validation costs 4 s, every second epoch and after the last.
+    args = dict(now=20.0, step_s=1.0, val_s=4.0, steps_per_epoch=10, epoch=0, batches_done=3)
+    # 8 epochs: 77 steps + validations after epochs 2, 4, 6, 8 = 93 s > 90; 7 epochs: 67 steps
+    # + validations after 2, 4, 6 and the last, 7 = 83 s.
+    assert budget.affordable_epochs(**args, every_n=2, max_epochs=10) == 7
+    assert budget.affordable_epochs(**args, every_n=2, max_epochs=5) == 5
+    # Validating every epoch: 6 epochs = 57 + 24 = 81; 7 = 67 + 28 = 95.
+    assert budget.affordable_epochs(**args, every_n=1, max_epochs=10) == 6
+    # Out of time already: the current epoch is still finished.
+    late = {**args, "now": 200.0}
+    assert budget.affordable_epochs(**late, every_n=1, max_epochs=10) == 1
+
+
+def fit_with_budget(
+    monkeypatch: pytest.MonkeyPatch, minutes: float, max_epochs: int, every_n: int
+) -> tuple[L.Trainer, Tick, TimeBudget]:
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module, "time", clock)
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(6, 3, 224, 224), torch.randint(0, 3, (6,)))
+    loader = DataLoader(data, batch_size=2)
+    model = LitAlexNet(
+        num_classes=3,
+        init="kaiming",
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-4),
+        scheduler=functools.partial(OneCycleLR, max_lr=1e-3, pct_start=0.25),
+    )
+    tick = Tick(clock, step_s=10.0)
+    budget = TimeBudget(minutes, warmup_steps=1, measure_steps=2, reserve_s=0, start_time=clock.now)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        check_val_every_n_epoch=every_n,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        callbacks=[tick, budget],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, loader, loader)
+    return trainer, tick, budget
+
+
+def test_a_slow_run_is_cut_to_whole_epochs_that_fit_and_its_cycle_still_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 3 batches of 10 s an epoch, 2 minutes. Planned after 3 batches (30 s gone, 90 s left,
+    # validation guessed at 0.5 x 10 s x 1 batch): 3 epochs (60 s + 3 validations of 5 s).
+    # The first validation takes 0 s on this clock, so the re-plan after it affords 4 epochs.
+    trainer, tick, budget = fit_with_budget(monkeypatch, minutes=2, max_epochs=10, every_n=3)
+    assert budget.planned_epochs == 4
+    assert trainer.current_epoch == 4  # epochs done
+    assert trainer.global_step == 12
+    # The run ended with a validation although 4 is not a multiple of every_n=3.
+    assert "val/top1_error" in trainer.callback_metrics
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert isinstance(scheduler, OneCycleLR)
+    assert scheduler.total_steps == 12
+    # The cycle annealed to its end: the last step's lr is back near max_lr / (div * final_div),
+    # after a peak near max_lr.
+    assert len(tick.lrs) == 12
+    assert tick.lrs[-1] < 1e-3 * 0.01
+    assert max(tick.lrs) > 0.5e-3
+
+
+def test_a_run_that_fits_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer, _, budget = fit_with_budget(monkeypatch, minutes=60, max_epochs=2, every_n=1)
+    assert budget.planned_epochs == 2
+    assert trainer.current_epoch == 2
+    assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 6
+
+
+def test_a_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="minutes"):
+        TimeBudget(minutes=0)

@@ -1,0 +1,86 @@
+"""trainer.precision=auto: bfloat16 only where the hardware computes it, for each case."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from omegaconf import OmegaConf
+
+from lit_alexnet.precision import MachineReport, choose_precision, machine_report
+from lit_alexnet.run import trainer_precision
+
+AVX512_BF16 = MachineReport(cpu_capability="AVX512", cpu_avx512_bf16=True)
+AMX = MachineReport(cpu_capability="AVX512", cpu_amx=True)
+AVX512_ONLY = MachineReport(cpu_capability="AVX512")
+AVX2 = MachineReport(cpu_capability="AVX2")
+
+
+def gpu(major: int, minor: int) -> MachineReport:
+    return MachineReport(cuda=True, cuda_name="GPU", cuda_capability=(major, minor))
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        (gpu(9, 0), "bf16-mixed"),  # H100
+        (gpu(8, 0), "bf16-mixed"),  # A100
+        (gpu(7, 5), "16-mixed"),  # T4: float16 tensor cores, no bfloat16
+        (gpu(7, 0), "16-mixed"),  # V100
+        (gpu(6, 1), "32-true"),  # Pascal: no tensor cores
+        (AVX512_BF16, "bf16-mixed"),
+        (AMX, "bf16-mixed"),
+        (AVX512_ONLY, "32-true"),  # AVX-512 without its bf16 extension emulates bf16
+        (AVX2, "32-true"),
+        (MachineReport(), "32-true"),  # ARM, or an unknown CPU
+    ],
+)
+def test_auto_precision_follows_the_hardware(report: MachineReport, expected: str) -> None:
+    chosen, why = choose_precision(report)
+    assert chosen == expected
+    assert why  # the run says why
+
+
+def test_a_bf16_cpu_held_to_avx2_by_aten_or_onednn_counts_as_avx2() -> None:
+    # ATEN_CPU_CAPABILITY=avx2 lowers the reported capability; ONEDNN_MAX_CPU_ISA caps oneDNN.
+    held_aten = MachineReport(cpu_capability="AVX2", cpu_avx512_bf16=True, cpu_amx=True)
+    held_onednn = MachineReport(cpu_capability="AVX512", cpu_amx=True, onednn_max_isa="AVX2")
+    held_below_bf16 = MachineReport(
+        cpu_capability="AVX512", cpu_avx512_bf16=True, onednn_max_isa="AVX512_CORE"
+    )
+    allowed = MachineReport(cpu_capability="AVX512", cpu_amx=True, onednn_max_isa="avx512_core_amx")
+    assert choose_precision(held_aten)[0] == "32-true"
+    assert choose_precision(held_onednn)[0] == "32-true"
+    assert choose_precision(held_below_bf16)[0] == "32-true"
+    assert choose_precision(allowed)[0] == "bf16-mixed"
+
+
+def test_the_accelerator_setting_decides_which_device_is_asked() -> None:
+    both = MachineReport(cuda=True, cuda_capability=(7, 5), cpu_capability="AVX2")
+    assert choose_precision(both, "auto")[0] == "16-mixed"
+    assert choose_precision(both, "gpu")[0] == "16-mixed"
+    assert choose_precision(both, "cpu")[0] == "32-true"
+    assert choose_precision(AVX512_BF16, "mps")[0] == "32-true"
+
+
+def test_the_report_reads_onednns_cap_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert machine_report().onednn_max_isa == "AVX2"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert machine_report().onednn_max_isa is None
+
+
+def test_an_explicit_precision_wins_and_auto_is_resolved_and_said(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("lit_alexnet.run.machine_report", lambda: AVX2)
+    explicit = OmegaConf.create({"precision": "bf16-mixed", "accelerator": "cpu"})
+    assert trainer_precision(explicit) == "bf16-mixed"
+    auto = OmegaConf.create({"precision": "auto", "accelerator": "auto"})
+    with caplog.at_level(logging.INFO):
+        assert trainer_precision(auto) == "32-true"
+    assert "precision 32-true (trainer.precision=auto: this CPU (AVX2 kernels)" in caplog.text
+    monkeypatch.setattr("lit_alexnet.run.machine_report", lambda: AMX)
+    assert trainer_precision(auto) == "bf16-mixed"
