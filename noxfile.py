@@ -36,17 +36,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(name="bench-model", **VENV)
 def bench_model(session: nox.Session) -> None:
-    """Training-step time of AlexNet against torchvision's alexnet, written to benchmarks/."""
+    """Training-step time of AlexNet against torchvision's alexnet (add e.g.
+    `-- --output benchmarks/model-cpu-NAME.md` to keep the figures of a new kind of CPU)."""
     session.install("-e", ".")
-    session.run(
-        "python",
-        "-m",
-        "lit_alexnet.bench",
-        "model",
-        "--output",
-        "benchmarks/model-cpu.md",
-        *session.posargs,
-    )
+    session.run("python", "-m", "lit_alexnet.bench", "model", *session.posargs)
 
 
 @nox.session(name="bench-data", **VENV)

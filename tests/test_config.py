@@ -163,3 +163,27 @@ def test_wandb_is_offline_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_logger_choices_build(logger: str) -> None:
     _, _, trainer = build(composed(f"logger={logger}", "+experiment=smoke"))
     assert len(trainer.loggers) == (0 if logger == "none" else 1)
+
+
+@pytest.mark.parametrize(
+    "override", ["trainer.max_epochs=ten", "trainer.num_nodes=two", "trainer.benchmark=maybe"]
+)
+def test_trainer_keys_are_typed_so_a_wrong_type_fails_while_composing(override: str) -> None:
+    with pytest.raises(ConfigCompositionException):
+        composed(override)
+
+
+def test_trainer_ranges_are_checked_with_the_key_named() -> None:
+    with pytest.raises(ValueError, match=r"trainer.accumulate_grad_batches=0"):
+        validate(composed("trainer.accumulate_grad_batches=0"))
+
+
+def test_the_quickstart_recipe_is_one_call_away() -> None:
+    from lit_alexnet import LitAlexNet
+
+    model = LitAlexNet.quickstart(num_classes=3)
+    assert model.hparams["init"] == "kaiming"
+    assert model.optimizer_factory.func.__name__ == "AdamW"  # type: ignore[union-attr]
+    assert model.scheduler_factory.func.__name__ == "OneCycleLR"  # type: ignore[union-attr]
+    ungrouped = LitAlexNet.quickstart(num_classes=3, overrides=["model.towers=1"])
+    assert len(ungrouped.net.towers) == 1

@@ -75,12 +75,12 @@ def test_the_report_reads_onednns_cap_from_the_environment(
 def test_an_explicit_precision_wins_and_auto_is_resolved_and_said(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("lit_alexnet.run.machine_report", lambda: AVX2)
+    monkeypatch.setattr("lit_alexnet.precision.machine_report", lambda: AVX2)
     explicit = OmegaConf.create({"precision": "bf16-mixed", "accelerator": "cpu"})
     assert trainer_precision(explicit) == "bf16-mixed"
     auto = OmegaConf.create({"precision": "auto", "accelerator": "auto"})
     with caplog.at_level(logging.INFO):
         assert trainer_precision(auto) == "32-true"
     assert "precision 32-true (trainer.precision=auto: this CPU (AVX2 kernels)" in caplog.text
-    monkeypatch.setattr("lit_alexnet.run.machine_report", lambda: AMX)
+    monkeypatch.setattr("lit_alexnet.precision.machine_report", lambda: AMX)
     assert trainer_precision(auto) == "bf16-mixed"

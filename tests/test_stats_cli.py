@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 from PIL import Image
 from torchvision import transforms
 
@@ -87,25 +86,31 @@ def test_unreadable_file_is_named_when_not_verified(root: Path) -> None:
         compute_folder_stats(root, verify="off")
 
 
-def test_builtin_points_at_its_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from lit_alexnet.stats import _builtin_stats
-
-    data = OmegaConf.create(
-        {
-            "cache_dir": str(tmp_path),
-            "num_classes": 3,
-            "train_per_class": 2,
-            "val_per_class": 1,
-            "seed": 0,
-        }
+def test_with_no_arguments_it_shows_the_builtin_datasets_folder_and_figures(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "offline"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lit_alexnet.stats",
+            "data.train_per_class=2",
+            "data.val_per_class=1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    expected = tmp_path / BuiltinSpec(3, 2, 1, 0).dirname / STATS_FILENAME
-
-    _builtin_stats(data)
-    out = capsys.readouterr().out
-    assert "computed as it is generated" in out
-    assert "not generated yet" in out
-    assert str(expected) in out
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    root = tmp_path / "cache" / BuiltinSpec(10, 2, 1, 0).dirname
+    assert f"The built-in dataset is in {root}" in proc.stdout
+    assert str(root / STATS_FILENAME) in proc.stdout
+    # The printed mean is the stats file's (0-1 scale there, 0-255 here).
+    mean = DatasetStats.load(root / STATS_FILENAME).mean_rgb * 255
+    assert "  ".join(f"{v:8.2f}" for v in mean) in proc.stdout
 
 
 def test_cli_writes_the_file(root: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,12 +26,13 @@ def train_cli(*args: str, cwd: Path, cache_dir: Path, timeout: int = 300) -> str
         [sys.executable, "-m", "lit_alexnet.train", *args],
         cwd=cwd,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, in the order a terminal shows them
         text=True,
         timeout=timeout,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +105,10 @@ def test_resume_from_last_checkpoint(
     )
     assert "Restoring states from the checkpoint" in out or "Restored all states" in out
     resumed = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=False)
-    assert resumed["epoch"] == 1  # the second epoch only: the first came from the checkpoint
-    assert resumed["global_step"] == 2 * torch.load(ckpt, weights_only=False)["global_step"]
+    first = torch.load(ckpt, weights_only=False)
+    # The second epoch only: the first came from the checkpoint.
+    assert resumed["epoch"] == first["epoch"] + 1
+    assert resumed["global_step"] == 2 * first["global_step"]
 
 
 def test_multirun_gives_each_job_its_own_dir_checkpoint_and_wandb_run(
@@ -188,3 +192,113 @@ def test_default_quickstart_learns(tmp_path: Path, cache_dir: Path) -> None:
     match = FINAL_LINE.search(out)
     assert match, out[-2000:]
     assert float(match[1]) <= 0.40
+
+
+def test_the_summary_line_is_the_last_thing_printed_and_the_noise_is_gone(
+    smoke_run: tuple[Path, str],
+) -> None:
+    _, out = smoke_run
+    assert FINAL_LINE.fullmatch(out.rstrip().splitlines()[-1]), out[-1500:]
+    for noise in ("💡 Tip", "FLOPs", "LeafSpec", "anonymous setting", "test_top1_error"):
+        assert noise not in out, noise
+    # Not a terminal: a progress line per epoch instead of a progress bar.
+    assert re.search(r"^epoch 1/1 end \| [\d.]+ it/s \| train loss", out, re.M), out[-1500:]
+    assert "precision " in out and "(trainer.precision=auto:" in out
+
+
+def test_a_refused_config_leaves_no_output_folder(tmp_path: Path, cache_dir: Path) -> None:
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.train", "+experiment=smoke", "data.batch_size=0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "data.batch_size=0" in proc.stderr
+    assert not (tmp_path / "outputs").exists(), list(tmp_path.rglob("*"))
+
+
+def test_ctrl_c_saves_last_ckpt_says_how_to_resume_and_exits_130(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lit_alexnet.train",
+            "+experiment=smoke",
+            "logger=csv",
+            "trainer.max_epochs=100",
+            "hydra.run.dir=run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # interrupt once the first epoch has ended
+        seen.append(line)
+        if line.startswith("epoch 1/100 end"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    out = "".join(seen) + rest
+    assert proc.returncode == 130, out[-2000:]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert last.exists()
+    assert (
+        out.rstrip().splitlines()[-1]
+        == "interrupted: resume with ckpt_path=run/checkpoints/last.ckpt"
+    )
+    assert torch.load(last, weights_only=False)["global_step"] >= 4  # the first epoch, whole
+
+
+def test_last_checkpoint_settings_do_not_depend_on_max_epochs() -> None:
+    # Lightning restores a callback's state only when its state_key matches: a key tied to
+    # max_epochs (as every_n_epochs=${trainer.max_epochs} was) warns on every longer resume.
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from lit_alexnet.config import config_dir, register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    keys = []
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        for epochs in (2, 20):
+            cfg = compose("train", overrides=[f"trainer.max_epochs={epochs}"])
+            node = OmegaConf.to_container(cfg.callbacks.last_checkpoint)
+            node["dirpath"] = "/tmp/unused"  # type: ignore[index]
+            keys.append(instantiate(node).state_key)
+    GlobalHydra.instance().clear()
+    assert keys[0] == keys[1]
+
+
+def test_help_lists_only_what_a_user_chooses(tmp_path: Path) -> None:
+    train = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.train", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "data: builtin, folder, imagenet" in train
+    assert "schema" not in train
+    stats = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.stats", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "data: builtin (default), folder, imagenet" in stats
+    for group in ("callbacks", "logger", "optimizer", "schema"):
+        assert f"{group}:" not in stats.split("== Config ==")[0], group

@@ -6,6 +6,7 @@ import itertools
 import math
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,48 @@ class TimeBudget(Callback):
             + f"; training ends about {(time.time() + left - self.start_time) / 60:.1f} min "
             "after the start"
         )
+
+
+class ProgressLines(Callback):
+    """Progress for a log file or a cluster job: one line every ``every_n_steps`` training
+    steps and one at the end of every epoch, with the speed and the latest figures."""
+
+    def __init__(self, every_n_steps: int = 500) -> None:
+        self.every_n_steps = every_n_steps
+        self._epoch_started = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_started = time.time()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
+        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
+            self._say(trainer, f"step {trainer.global_step}")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._say(trainer, "end")
+
+    def _say(self, trainer: L.Trainer, where: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        seconds = time.time() - self._epoch_started
+        figures = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {where}"]
+        if batches:
+            figures.append(f"{batches / max(seconds, 1e-9):.2f} it/s")
+        # The latest step's loss; at an epoch's end validation (if any) has just run.
+        for key, name in (("train/loss_step", "train loss"), ("val/top1_error", "val top-1 error")):
+            value = trainer.callback_metrics.get(key)
+            if value is not None:
+                figures.append(f"{name} {float(value):.3f}")
+        print(" | ".join(figures), flush=True)
+
+
+def progress_bar(every_n_steps: int = 500) -> Callback:
+    """A Rich progress bar on a terminal; :class:`ProgressLines` in a log file or job."""
+    if sys.stdout.isatty():
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        return RichProgressBar()
+    return ProgressLines(every_n_steps)

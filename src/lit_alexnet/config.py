@@ -324,15 +324,16 @@ class TrainConfig:
 
 
 def register_configs() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent)."""
+    """Store the schemas in Hydra's ConfigStore (idempotent), by name rather than in config
+    groups, so that `--help` lists only the groups a user chooses from."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    cs.store(group="schema/data", name="builtin", node=BuiltinDataConfig)
-    cs.store(group="schema/data", name="folder", node=FolderDataConfig)
-    cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
-    cs.store(group="schema/optimizer", name="adamw", node=AdamConfig)
-    cs.store(group="schema/scheduler", name="plateau", node=PlateauConfig)
-    cs.store(group="schema/scheduler", name="onecycle", node=OneCycleConfig)
+    cs.store(name="schema_data_builtin", node=BuiltinDataConfig)
+    cs.store(name="schema_data_folder", node=FolderDataConfig)
+    cs.store(name="schema_optimizer_sgd", node=SGDConfig)
+    cs.store(name="schema_optimizer_adamw", node=AdamConfig)
+    cs.store(name="schema_scheduler_plateau", node=PlateauConfig)
+    cs.store(name="schema_scheduler_onecycle", node=OneCycleConfig)
 
 
 def validate(cfg: DictConfig) -> None:

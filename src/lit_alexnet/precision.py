@@ -106,3 +106,12 @@ def choose_precision(report: MachineReport, accelerator: str = AUTO) -> tuple[st
     if report.cpu_native_bf16:
         return "bf16-mixed", f"{cpu} computes bfloat16 natively"
     return "32-true", f"{cpu} would emulate bfloat16, several times slower than float32"
+
+
+def auto_precision(accelerator: str = AUTO) -> str:
+    """:func:`choose_precision` for this machine, said once at the start of the run."""
+    from lightning.pytorch.utilities import rank_zero_info
+
+    precision, why = choose_precision(machine_report(), accelerator)
+    rank_zero_info(f"precision {precision} (trainer.precision=auto: {why})")
+    return precision

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from lit_alexnet.config import validate
-from lit_alexnet.precision import AUTO, choose_precision, machine_report
+from lit_alexnet.console import quiet_console
+from lit_alexnet.precision import AUTO, auto_precision
 
 
 def output_dir() -> Path:
@@ -36,23 +37,19 @@ def _shown(path: Path) -> str:
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Validate ``cfg`` and instantiate its datamodule, module and trainer; reads no data."""
     validate(cfg)
+    quiet_console(wandb_offline=_wandb_offline(cfg))
     # Denormal floats make CPU kernels tens of times slower; a network whose activations die
     # out (a diverged run) would otherwise crawl instead of finishing and reporting it.
     torch.set_flush_denormal(True)
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    model = instantiate(
-        cfg.model,
-        _convert_="all",  # plain hyperparameters, so checkpoints load with weights_only=True
-        num_classes=datamodule.num_classes,
-        norm=OmegaConf.to_container(cfg.norm),
-        pooling=OmegaConf.to_container(cfg.pooling),
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.scheduler is not None else None,
-    )
+    model = build_model(cfg, datamodule.num_classes)
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     logger: Logger | bool = instantiate(cfg.logger) if cfg.logger is not None else False
+    # Lightning hands wandb.init an `anonymous` argument, which wandb >= 0.2x warns about
+    # whatever its value; leaving the key out is what wandb asks for.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
     if not logger:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     strategy = instantiate(cfg.strategy) if isinstance(cfg.strategy, DictConfig) else cfg.strategy
@@ -66,14 +63,39 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     return datamodule, model, trainer
 
 
+def build_model(cfg: DictConfig, num_classes: int) -> L.LightningModule:
+    """The LitAlexNet of a composed config, with its optimizer and scheduler factories."""
+    return instantiate(  # type: ignore[no-any-return]
+        cfg.model,
+        _convert_="all",  # plain hyperparameters, so checkpoints load with weights_only=True
+        num_classes=num_classes,
+        norm=OmegaConf.to_container(cfg.norm),
+        pooling=OmegaConf.to_container(cfg.pooling),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.scheduler is not None else None,
+    )
+
+
+def compose_train_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """``python -m lit_alexnet.train``'s config with ``overrides``, composed outside a run."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from lit_alexnet.config import config_dir, register_configs
+
+    register_configs()
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app or test: compose there
+        return compose("train", overrides=list(overrides))
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
 def trainer_precision(trainer_cfg: DictConfig) -> str:
     """``trainer.precision``, with ``auto`` replaced by this machine's choice (said once)."""
     precision = str(trainer_cfg.precision)
     if precision != AUTO:
         return precision
-    precision, why = choose_precision(machine_report(), str(trainer_cfg.get("accelerator", AUTO)))
-    rank_zero_info(f"precision {precision} (trainer.precision=auto: {why})")
-    return precision
+    return auto_precision(str(trainer_cfg.get("accelerator", AUTO)))
 
 
 def train(cfg: DictConfig) -> float:
@@ -116,6 +138,9 @@ def train(cfg: DictConfig) -> float:
                 f"test ({views}) top-1 error {result['test/top1_error']:.3f} | "
                 f"top-5 error {result['test/top5_error']:.3f}"
             )
+        if _wandb_offline(cfg):
+            wandb_dir = output_dir() / "wandb"
+            lines.append(f"W&B run saved offline in {_shown(wandb_dir)} (`wandb sync` uploads it)")
         lines.append(
             f"val top-1 error {top1:.3f} | top-5 error {metrics['val/top5_error']:.3f} | "
             f"{_shown(output_dir())}"
@@ -126,6 +151,15 @@ def train(cfg: DictConfig) -> float:
         # After W&B's own summary, so that the run's summary is the last thing on the console.
         for line in lines:
             print(line, flush=True)
+
+
+def _wandb_offline(cfg: DictConfig) -> bool:
+    logger = cfg.get("logger")
+    if logger is None or not str(logger.get("_target_", "")).endswith("WandbLogger"):
+        return False
+    return (
+        str(logger.get("mode", "online")) != "online" and os.environ.get("WANDB_MODE") != "online"
+    )
 
 
 def _remove_unused(job_dir: Path) -> None:

@@ -1,6 +1,7 @@
 """``python -m lit_alexnet.stats``: compute a dataset's statistics for the paper's preprocessing.
 
-    python -m lit_alexnet.stats data.root=/data/ilsvrc2012          # -> <root>/stats.npz
+    python -m lit_alexnet.stats                                     # the built-in dataset's
+    python -m lit_alexnet.stats data=folder data.root=/data/ilsvrc2012  # -> <root>/stats.npz
     python -m lit_alexnet.stats data.root=... out=/elsewhere/stats.npz verify=full
 
 The work is :func:`lit_alexnet.data.stats.compute_folder_stats`; this only reads the config.
@@ -15,7 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from lit_alexnet.config import config_dir, register_configs, validate
-from lit_alexnet.data.builtin import BuiltinSpec
+from lit_alexnet.data.builtin import BuiltinSpec, ensure_builtin_dataset
 from lit_alexnet.data.stats import STATS_FILENAME, DatasetStats, compute_folder_stats
 from lit_alexnet.data.verify import VERIFY_MODES
 
@@ -44,16 +45,10 @@ def _builtin_stats(data: DictConfig) -> None:
         val_per_class=data.val_per_class,
         seed=data.seed,
     )
-    path = Path(data.cache_dir).expanduser() / spec.dirname / STATS_FILENAME
-    if path.is_file():
-        print(f"The built-in dataset's statistics are computed as it is generated: {path}")
-        print(summary(DatasetStats.load(path)))
-    else:
-        print(
-            f"The built-in dataset's statistics are computed as it is generated; this one is "
-            f"not generated yet (`python -m lit_alexnet.train` makes it) and will have them "
-            f"in {path}"
-        )
+    root = ensure_builtin_dataset(Path(data.cache_dir).expanduser(), spec)
+    print(f"The built-in dataset is in {root}; its statistics, computed as it was generated:")
+    print(f"{root / STATS_FILENAME}")
+    print(summary(DatasetStats.load(root / STATS_FILENAME)))
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="stats")

@@ -43,6 +43,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from lit_alexnet.bench.model import machine_description
+from lit_alexnet.data.builtin import default_cache_dir
 from lit_alexnet.data.dali import DaliImageDataModule, resolve_device
 from lit_alexnet.data.folders import ImageList, scan_split
 from lit_alexnet.data.parallel import usable_cpus
@@ -81,11 +82,6 @@ TORCHVISION = "torchvision"
 _POLL_S = 0.01
 _QUIET_POLLS = 2
 _IDLE_TIMEOUT_S = 10.0
-
-
-def default_cache_dir() -> Path:
-    """``$LIT_ALEXNET_CACHE``, else ``~/.cache/lit_alexnet`` (the training config's default)."""
-    return Path(os.environ.get("LIT_ALEXNET_CACHE") or "~/.cache/lit_alexnet").expanduser()
 
 
 def default_worker_counts(cpus: int | None = None) -> list[int]:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from lit_alexnet.data.builtin import BuiltinSpec, ensure_builtin_dataset
+from lit_alexnet.data.builtin import BuiltinSpec, default_cache_dir, ensure_builtin_dataset
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.stats import IMAGENET_STATS, STATS_FILENAME, DatasetStats
 from lit_alexnet.data.transforms import MEAN_MODES
@@ -126,7 +126,7 @@ class BuiltinMixin:
 
     def __init__(
         self,
-        cache_dir: str | Path,
+        cache_dir: str | Path | None = None,
         num_classes: int = 10,
         train_per_class: int = 100,
         val_per_class: int = 30,
@@ -139,7 +139,7 @@ class BuiltinMixin:
             val_per_class=val_per_class,
             seed=seed,
         )
-        self.cache_dir = Path(cache_dir).expanduser()
+        self.cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
         super().__init__(self.cache_dir / self.spec.dirname, **kwargs)  # type: ignore[call-arg]
 
     @property
@@ -147,4 +147,5 @@ class BuiltinMixin:
         return self.spec.num_classes
 
     def prepare_data(self) -> None:
-        ensure_builtin_dataset(self.cache_dir, self.spec)
+        root = ensure_builtin_dataset(self.cache_dir, self.spec)
+        rank_zero_info(f"built-in dataset: {root}")

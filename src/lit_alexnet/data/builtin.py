@@ -146,6 +146,11 @@ class BuiltinSpec:
         return json.dumps({**asdict(self), "format_version": FORMAT_VERSION}, sort_keys=True)
 
 
+def default_cache_dir() -> Path:
+    """``$LIT_ALEXNET_CACHE``, else ``~/.cache/lit_alexnet`` (the training config's default)."""
+    return Path(os.environ.get("LIT_ALEXNET_CACHE") or "~/.cache/lit_alexnet").expanduser()
+
+
 def ensure_builtin_dataset(cache_dir: str | Path, spec: BuiltinSpec | None = None) -> Path:
     """Return the root of the built-in dataset for ``spec``, generating it first if absent.
 

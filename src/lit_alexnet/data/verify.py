@@ -213,7 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m lit_alexnet.data.verify",
         description="Find the files of a dataset root that are not readable images.",
     )
-    parser.add_argument("root", type=Path, help="the data root, holding train/ and val/")
+    parser.add_argument(
+        "root",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="the data root, holding train/ and val/ (default: the built-in dataset, made if "
+        "it is not there yet)",
+    )
     parser.add_argument("--split", nargs="+", default=["train", "val"], help="the splits to check")
     parser.add_argument(
         "--val-labels",
@@ -227,7 +234,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="fast: each file's head and tail; full: decode every file (default: fast)",
     )
     args = parser.parse_args(argv)
-    root: Path = args.root.expanduser()
+    if args.root is None:
+        from lit_alexnet.data.builtin import default_cache_dir, ensure_builtin_dataset
+
+        root = ensure_builtin_dataset(default_cache_dir())
+        print(f"the built-in dataset: {root}")
+    else:
+        root = args.root.expanduser()
     try:
         train = root / "train"
         classes = class_folders(train) if train.is_dir() else None
