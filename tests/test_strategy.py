@@ -243,3 +243,18 @@ def test_ddp_over_device_pairs_matches_one_process_on_the_global_batch() -> None
         (a - b).abs().sum().item() for a, b in zip(reference.parameters(), start, strict=True)
     )
     assert moved > 0, "the runs must have taken optimizer steps"
+
+
+@pytest.mark.parametrize("strategy", ["single", "two_device"])
+def test_bf16_autocast_is_on_for_the_towers_on_a_cpu_as_on_one_device(strategy: str) -> None:
+    model = _module(scheduler=None)
+    dtypes: list[torch.dtype] = []
+    for tower in model.net.towers:
+        tower.conv1.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    chosen = "auto" if strategy == "single" else TwoDeviceModelParallelStrategy(["cpu", "cpu"])
+    trainer = _trainer(
+        chosen, max_epochs=1, limit_train_batches=1, limit_val_batches=0, precision="bf16-mixed"
+    )
+    train, _ = _loaders()
+    trainer.fit(model, train)
+    assert dtypes == [torch.bfloat16, torch.bfloat16]

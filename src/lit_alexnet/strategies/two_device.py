@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch.accelerators import Accelerator, CPUAccelerator, CUDAAccelerator
+from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
@@ -52,11 +53,20 @@ class _TowerPlacement:
 
     model: Any
     optimizers: list[Any]
+    precision_plugin: Any
 
     @property
     def tower_devices(self) -> list[torch.device]:
         """Tower 1's device and tower 2's."""
         raise NotImplementedError
+
+    def setup_environment(self) -> None:
+        super().setup_environment()  # type: ignore[misc]
+        # Lightning takes the autocast device from the accelerator *setting*, and one passed
+        # in as an object (as this strategy does) counts as "cuda": on CPU towers autocast
+        # would be silently off while the run reports bf16.
+        if isinstance(self.precision_plugin, MixedPrecision):
+            self.precision_plugin.device = self.tower_devices[0].type
 
     def model_to_device(self) -> None:
         assert self.model is not None, "the model must be set before it is placed"
