@@ -327,3 +327,15 @@ def test_bad_spec_names_the_field(field: str, value: object) -> None:
 def test_largest_spec_is_accepted() -> None:
     spec = BuiltinSpec(num_classes=len(CLASS_NAMES), train_per_class=1, val_per_class=1)
     assert spec.class_names == CLASS_NAMES
+
+
+def test_the_library_datamodule_finds_the_cli_s_cache_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lit_alexnet import BuiltinDataModule
+
+    monkeypatch.setenv("LIT_ALEXNET_CACHE", str(tmp_path))
+    assert BuiltinDataModule().root == tmp_path / BuiltinSpec().dirname
+    monkeypatch.delenv("LIT_ALEXNET_CACHE")
+    home = Path("~/.cache/lit_alexnet").expanduser()
+    assert BuiltinDataModule().root == home / BuiltinSpec().dirname

@@ -8,7 +8,7 @@ the same files with the same class indices.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -22,6 +22,20 @@ from lit_alexnet.data.verify import BAD_FILE_POLICIES, VERIFY_MODES, check_image
 Views = Literal["center", "ten_crop"]
 VIEWS: tuple[Views, ...] = ("center", "ten_crop")
 MeanMode = Literal["image", "channel"]
+
+
+class FolderOptions(TypedDict, total=False):
+    """The options of :class:`FolderDataModule` that every backend's datamodule passes on,
+    typed for ``**kwargs`` (PEP 692); each is described in the class docstring."""
+
+    mean: MeanMode  # "image": the mean image (section 2); "channel": per-channel means
+    lighting_std: float  # the PCA lighting's sigma (section 4.1: 0.1); 0 turns it off
+    val_views: Views  # "center" or "ten_crop" (section 4.1)
+    test_views: Views
+    val_labels: str | Path | None  # labels of a flat root/val folder (ImageNet's)
+    stats: str | Path | None  # a stats.npz; default root/stats.npz, else ImageNet's figures
+    verify: str  # "fast", "full" or "off"
+    bad_files: str  # "skip" or "error"
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:

@@ -17,8 +17,9 @@ from typing import Any, Literal, cast
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from typing_extensions import Unpack
 
-from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, Views
+from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Views
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.data.stats import DatasetStats
@@ -317,6 +318,18 @@ class DaliImageDataModule(FolderDataModule):
 
         dm = DaliImageDataModule("/data/imagenet", batch_size=128)
         Trainer(max_epochs=90).fit(LitAlexNet(), datamodule=dm)
+
+    Args:
+        root: a folder with ``train/<class>/*`` and ``val/`` (one folder per class, or flat
+            with ``val_labels``).
+        batch_size: images per batch (section 5: 128).
+        device: ``"auto"``, ``"gpu"`` or ``"cpu"``, as above.
+        num_threads: DALI's CPU threads; default one per usable core.
+        channels_last: deliver training batches channels-last.
+        pipeline_seed: the shuffle's and augmentation's seed; default torch's.
+        **kwargs: :class:`~lit_alexnet.data.base.FolderOptions`: ``mean``, ``lighting_std``,
+            ``val_views``, ``test_views``, ``val_labels``, ``stats``, ``verify``,
+            ``bad_files``.
     """
 
     def __init__(
@@ -327,7 +340,7 @@ class DaliImageDataModule(FolderDataModule):
         num_threads: int | None = None,
         channels_last: bool = False,
         pipeline_seed: int | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[FolderOptions],
     ) -> None:
         _require_dali()
         super().__init__(root, batch_size, **kwargs)

@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import default_loader
+from typing_extensions import Unpack
 
-from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, Views
+from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Views
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.data.transforms import ten_crop_transform, train_transform, val_transform
@@ -44,6 +45,16 @@ class ImageFolderDataModule(FolderDataModule):
     Train: shorter side to 256, centre 256x256, mean subtraction, random 224x224 crop,
     horizontal flip, PCA lighting. Validation and test: the centre 224x224 crop, or the ten
     crops of section 4.1 (``"ten_crop"``), whose softmax outputs the module averages.
+
+    Args:
+        root: a folder with ``train/<class>/*`` and ``val/`` (one folder per class, or flat
+            with ``val_labels``).
+        batch_size: images per batch (section 5: 128).
+        num_workers: DataLoader worker processes; default one per spare core.
+        pin_memory: pin batches in page-locked memory for faster copies to a GPU.
+        **kwargs: :class:`~lit_alexnet.data.base.FolderOptions`: ``mean``, ``lighting_std``,
+            ``val_views``, ``test_views``, ``val_labels``, ``stats``, ``verify``,
+            ``bad_files``.
     """
 
     def __init__(
@@ -52,9 +63,9 @@ class ImageFolderDataModule(FolderDataModule):
         batch_size: int = 128,
         num_workers: int | None = None,
         pin_memory: bool = False,
-        **kwargs: object,
+        **kwargs: Unpack[FolderOptions],
     ) -> None:
-        super().__init__(root, batch_size, **kwargs)  # type: ignore[arg-type]
+        super().__init__(root, batch_size, **kwargs)
         if num_workers is not None and num_workers < 0:
             raise ValueError(f"num_workers={num_workers!r} must be >= 0")
         self.num_workers = default_num_workers() if num_workers is None else num_workers
