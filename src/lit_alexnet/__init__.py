@@ -2,19 +2,39 @@
 
 Krizhevsky, Sutskever and Hinton, "ImageNet Classification with Deep Convolutional Neural
 Networks", NIPS 2012.
+
+The names below load their modules when first used (PEP 562), so ``import lit_alexnet.nn``
+(plain torch) imports neither Lightning nor DALI. The two-device strategies are registered
+with Lightning's ``StrategyRegistry`` when :mod:`lit_alexnet.strategies` is imported, which
+the first use of any Lightning part of the package (``LitAlexNet``, a datamodule, a
+strategy, ``TimeBudget``) does.
 """
 
-from lit_alexnet.callbacks import TimeBudget
-from lit_alexnet.data.dali import BuiltinDaliDataModule, DaliImageDataModule
-from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
-from lit_alexnet.module import LitAlexNet
-from lit_alexnet.nn import AlexNet, LocalResponseNorm, Norm, Pooling
-from lit_alexnet.optim import PaperSGD, PlateauDecay
-from lit_alexnet.precision import auto_precision
-from lit_alexnet.strategies import TwoDeviceDDPStrategy, TwoDeviceModelParallelStrategy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Each public name and the module that holds it.
+_EXPORTS = {
+    "AlexNet": "lit_alexnet.nn",
+    "LocalResponseNorm": "lit_alexnet.nn",
+    "Norm": "lit_alexnet.nn",
+    "Pooling": "lit_alexnet.nn",
+    "PaperSGD": "lit_alexnet.optim",
+    "PlateauDecay": "lit_alexnet.optim",
+    "auto_precision": "lit_alexnet.precision",
+    "LitAlexNet": "lit_alexnet.module",
+    "TimeBudget": "lit_alexnet.callbacks",
+    "BuiltinDaliDataModule": "lit_alexnet.data.dali",
+    "DaliImageDataModule": "lit_alexnet.data.dali",
+    "BuiltinDataModule": "lit_alexnet.data.torchvision",
+    "ImageFolderDataModule": "lit_alexnet.data.torchvision",
+    "TwoDeviceDDPStrategy": "lit_alexnet.strategies",
+    "TwoDeviceModelParallelStrategy": "lit_alexnet.strategies",
+}
 __all__ = [
     "AlexNet",
     "BuiltinDaliDataModule",
@@ -32,3 +52,28 @@ __all__ = [
     "TwoDeviceModelParallelStrategy",
     "auto_precision",
 ]
+_PLAIN_TORCH = ("lit_alexnet.nn", "lit_alexnet.optim", "lit_alexnet.precision")
+
+if TYPE_CHECKING:
+    from lit_alexnet.callbacks import TimeBudget
+    from lit_alexnet.data.dali import BuiltinDaliDataModule, DaliImageDataModule
+    from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
+    from lit_alexnet.module import LitAlexNet
+    from lit_alexnet.nn import AlexNet, LocalResponseNorm, Norm, Pooling
+    from lit_alexnet.optim import PaperSGD, PlateauDecay
+    from lit_alexnet.precision import auto_precision
+    from lit_alexnet.strategies import TwoDeviceDDPStrategy, TwoDeviceModelParallelStrategy
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lit_alexnet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    if not _EXPORTS[name].startswith(_PLAIN_TORCH):
+        importlib.import_module("lit_alexnet.strategies")  # registers them with Lightning
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

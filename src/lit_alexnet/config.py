@@ -16,11 +16,14 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lit_alexnet.data.backends import BACKENDS
-from lit_alexnet.data.base import VIEWS
-from lit_alexnet.data.dali import DEVICES
-from lit_alexnet.data.transforms import MEAN_MODES
-from lit_alexnet.data.verify import BAD_FILE_POLICIES, VERIFY_MODES
+from lit_alexnet.data.choices import (
+    BACKENDS,
+    BAD_FILE_POLICIES,
+    DEVICES,
+    MEAN_MODES,
+    VERIFY_MODES,
+    VIEWS,
+)
 from lit_alexnet.nn.alexnet import ACTIVATIONS, INITS, NORMS, Pooling, feature_map_sizes
 
 

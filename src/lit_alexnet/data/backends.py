@@ -14,9 +14,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from lit_alexnet.data import dali
 from lit_alexnet.data.base import FolderDataModule
+from lit_alexnet.data.choices import BACKENDS
 from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
-
-BACKENDS = ("auto", "dali", "torchvision")
 
 
 @functools.cache

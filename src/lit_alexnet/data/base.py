@@ -14,14 +14,17 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lit_alexnet.data.builtin import BuiltinSpec, default_cache_dir, ensure_builtin_dataset
+from lit_alexnet.data.choices import (
+    BAD_FILE_POLICIES,
+    MEAN_MODES,
+    VERIFY_MODES,
+    VIEWS,
+    MeanMode,
+    Views,
+)
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.stats import IMAGENET_STATS, STATS_FILENAME, DatasetStats
-from lit_alexnet.data.transforms import MEAN_MODES
-from lit_alexnet.data.verify import BAD_FILE_POLICIES, VERIFY_MODES, check_image_list
-
-Views = Literal["center", "ten_crop"]
-VIEWS: tuple[Views, ...] = ("center", "ten_crop")
-MeanMode = Literal["image", "channel"]
+from lit_alexnet.data.verify import check_image_list
 
 
 class FolderOptions(TypedDict, total=False):

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import Unpack
 
 from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Views
+from lit_alexnet.data.choices import DEVICES, Device
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.data.stats import DatasetStats
@@ -43,8 +44,6 @@ __all__ = [
     "shard_bounds",
 ]
 
-Device = Literal["auto", "gpu", "cpu"]
-DEVICES: tuple[Device, ...] = ("auto", "gpu", "cpu")
 
 RESIZE = 256
 CROP = 224

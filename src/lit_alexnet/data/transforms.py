@@ -21,6 +21,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor, nn
 
+from lit_alexnet.data.choices import MEAN_MODES
 from lit_alexnet.data.stats import DatasetStats
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-MEAN_MODES = ("image", "channel")
 PIXEL_SCALE = 255.0
 
 ArrayLike = np.ndarray | Tensor

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from lit_alexnet.data.choices import BAD_FILE_POLICIES, VERIFY_MODES
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.parallel import progress_bar, usable_cpus
 
@@ -38,8 +39,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VERIFY_MODES = ("fast", "full", "off")
-BAD_FILE_POLICIES = ("skip", "error")
 
 _JPEG_START = b"\xff\xd8\xff"
 _JPEG_END = b"\xff\xd9"
