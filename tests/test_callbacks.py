@@ -87,9 +87,10 @@ def fit_with_budget(
 def test_a_slow_run_is_cut_to_whole_epochs_that_fit_and_its_cycle_still_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # 3 batches of 10 s an epoch, 2 minutes. Planned after 3 batches (30 s gone, 90 s left,
-    # validation guessed at 0.5 x 10 s x 1 batch): 3 epochs (60 s + 3 validations of 5 s).
-    # The first validation takes 0 s on this clock, so the re-plan after it affords 4 epochs.
+    # 3 batches of 10 s an epoch, 2 minutes; validations take 0 s on this clock. An epoch's
+    # first batch is not timed, so the 3 timed steps are in after batch 2 of epoch 1: 50 s
+    # gone, 5 batches done, 70 s left: 4 epochs (7 more batches). The re-plan after epoch 3's
+    # validation (90 s gone, 30 s left, 3 batches to go) keeps 4.
     trainer, tick, budget = fit_with_budget(monkeypatch, minutes=2, max_epochs=10, every_n=3)
     assert budget.planned_epochs == 4
     assert trainer.current_epoch == 4  # epochs done

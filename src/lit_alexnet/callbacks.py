@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import statistics
@@ -42,8 +41,9 @@ def job_start_time() -> float:
 class TimeBudget(Callback):
     """Fits the run into ``minutes`` of wall time by training fewer epochs where it must.
 
-    After ``warmup_steps + measure_steps`` training steps it measures the step time (data
-    loading included), estimates each validation (measured after the first one), and keeps
+    After ``warmup_steps + measure_steps`` timed training steps (an epoch's first step, which
+    also starts its data loader, is not timed) it measures the step time (data loading
+    included), estimates each validation (measured after the first one), and keeps
     the largest number of whole epochs, at most ``trainer.max_epochs``, that ends within the
     budget, leaving ``reserve_s`` for the final checkpoint and teardown. A schedule that
     spans the run (one cycle) is re-planned over the new length, so the learning rate still
@@ -73,7 +73,9 @@ class TimeBudget(Callback):
         self.start_time = job_start_time() if start_time is None else start_time
         self.configured_epochs: int | None = None
         self.planned_epochs: int | None = None
-        self._step_ends: list[float] = []
+        self._step_seconds: list[float] = []
+        self._last_step_end = 0.0
+        self._epoch_batches = 0
         self._val_started: float | None = None
         self._val_seconds: list[float] = []
 
@@ -87,7 +89,7 @@ class TimeBudget(Callback):
             self.configured_epochs = trainer.max_epochs
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._step_ends = [time.time()]
+        self._epoch_batches = 0
         self._validate_if_final(trainer)
 
     def _validate_if_final(self, trainer: L.Trainer) -> None:
@@ -98,10 +100,14 @@ class TimeBudget(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
     ) -> None:
-        self._step_ends.append(time.time())
+        now = time.time()
+        if self._epoch_batches > 0:
+            self._step_seconds.append(now - self._last_step_end)
+        self._last_step_end = now
+        self._epoch_batches += 1
         if (
             self.planned_epochs is None
-            and len(self._step_ends) > self.warmup_steps + self.measure_steps
+            and len(self._step_seconds) >= self.warmup_steps + self.measure_steps
         ):
             self._plan(trainer, pl_module)
 
@@ -114,13 +120,12 @@ class TimeBudget(Callback):
             return
         self._val_seconds.append(time.time() - self._val_started)
         self._val_started = None
-        if self.planned_epochs is not None and len(self._step_ends) > self.measure_steps:
+        if self.planned_epochs is not None:
             self._plan(trainer, pl_module)
 
     def step_seconds(self) -> float:
-        """The median time between the last ``measure_steps`` training steps of this epoch."""
-        ends = self._step_ends[-(self.measure_steps + 1) :]
-        return statistics.median(b - a for a, b in itertools.pairwise(ends))
+        """The median of the last ``measure_steps`` timed training steps."""
+        return statistics.median(self._step_seconds[-self.measure_steps :])
 
     def affordable_epochs(
         self,
@@ -163,7 +168,7 @@ class TimeBudget(Callback):
             # Until one is measured: a validation batch without backward costs about a third
             # of a training step; taken as half, to err towards finishing early.
             val_s = 0.5 * step_s * sum(trainer.num_val_batches)
-        batches_done = trainer.current_epoch * steps_per_epoch + len(self._step_ends) - 1
+        batches_done = trainer.current_epoch * steps_per_epoch + self._epoch_batches
         epochs = self.affordable_epochs(
             now=time.time(),
             step_s=step_s,
