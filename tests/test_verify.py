@@ -200,3 +200,17 @@ def test_cli_flat_val_with_labels(root: Path, capsys: pytest.CaptureFixture[str]
     labels.write_text("a_0.jpg a\nb_0.jpg c\n")
     assert main([str(root), "--split", "val", "--val-labels", str(labels)]) == 2
     assert f"{labels}:2: label 'c'" in capsys.readouterr().err
+
+
+def test_cli_with_no_root_checks_the_builtin_dataset_and_says_where_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lit_alexnet.data.builtin import BuiltinSpec
+
+    monkeypatch.setenv("LIT_ALEXNET_CACHE", str(tmp_path))
+    assert verify.main([]) == 0
+    out = capsys.readouterr().out
+    spec = BuiltinSpec()
+    assert f"the built-in dataset: {tmp_path / spec.dirname}" in out
+    total = spec.num_classes * (spec.train_per_class + spec.val_per_class)
+    assert f"{total} files checked, all readable" in out

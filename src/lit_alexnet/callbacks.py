@@ -212,9 +212,14 @@ class ProgressLines(Callback):
     def __init__(self, every_n_steps: int = 500) -> None:
         self.every_n_steps = every_n_steps
         self._epoch_started = 0.0
+        self._validated = False
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.time()
+        self._validated = False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validated = not trainer.sanity_checking
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
@@ -233,8 +238,11 @@ class ProgressLines(Callback):
         figures = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {where}"]
         if batches:
             figures.append(f"{batches / max(seconds, 1e-9):.2f} it/s")
-        # The latest step's loss; at an epoch's end validation (if any) has just run.
-        for key, name in (("train/loss_step", "train loss"), ("val/top1_error", "val top-1 error")):
+        # The latest step's loss, and the error of a validation that ran in this epoch.
+        keys = [("train/loss_step", "train loss")]
+        if self._validated:
+            keys.append(("val/top1_error", "val top-1 error"))
+        for key, name in keys:
             value = trainer.callback_metrics.get(key)
             if value is not None:
                 figures.append(f"{name} {float(value):.3f}")
