@@ -292,22 +292,19 @@ def test_last_checkpoint_settings_do_not_depend_on_max_epochs() -> None:
 
 
 def test_help_lists_only_what_a_user_chooses(tmp_path: Path) -> None:
-    train = subprocess.run(
-        [sys.executable, "-m", "lit_alexnet.train", "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    def help_of(command: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", f"lit_alexnet.{command}", "--help"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+
+    train = help_of("train")
     assert "data: builtin, folder, imagenet" in train
     assert "schema" not in train
-    stats = subprocess.run(
-        [sys.executable, "-m", "lit_alexnet.stats", "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    stats = help_of("stats")
     assert "data: builtin (default), folder, imagenet" in stats
     for group in ("callbacks", "logger", "optimizer", "schema"):
         assert f"{group}:" not in stats.split("== Config ==")[0], group
