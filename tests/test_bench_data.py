@@ -22,11 +22,9 @@ from lit_alexnet.bench.data import (
     render_photo,
     run_data_benchmark,
 )
-from lit_alexnet.data.dali import dali_available
 from lit_alexnet.data.folders import scan_split
 from lit_alexnet.data.stats import STATS_FILENAME, DatasetStats
 
-needs_dali = pytest.mark.skipif(not dali_available(), reason="nvidia-dali is not installed")
 RATIO_LINE = re.compile(r"^dali/torchvision images-per-second ratio: (\d+\.\d\d)$")
 
 
@@ -128,7 +126,7 @@ def test_idle_wait_counts_background_work() -> None:
 # ----------------------------------------------------------------------------- benchmark
 
 
-@needs_dali
+@pytest.mark.dali
 def test_cli_prints_both_loaders_and_the_ratio_last(
     cache: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -165,7 +163,7 @@ def test_cli_prints_both_loaders_and_the_ratio_last(
     assert "| dali | cpu, 1 thread (best) |" in text
 
 
-@needs_dali
+@pytest.mark.dali
 def test_benchmark_reads_a_root_subset(tmp_path: Path) -> None:
     root = ensure_photo_dataset(tmp_path, 8)
     results = run_data_benchmark(

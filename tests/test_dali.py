@@ -20,15 +20,12 @@ from lit_alexnet.data.base import FolderDataModule
 from lit_alexnet.data.dali import (
     BuiltinDaliDataModule,
     DaliImageDataModule,
-    dali_available,
     resolve_device,
     shard_bounds,
 )
 from lit_alexnet.data.stats import IMAGENET_STATS, DatasetStats
 from lit_alexnet.data.torchvision import ImageFolderDataModule
 from lit_alexnet.data.verify import BadFilesError
-
-pytestmark = pytest.mark.skipif(not dali_available(), reason="nvidia-dali is not installed")
 
 SPAN = 256 - 224  # the crop's freedom in each direction
 
@@ -104,7 +101,7 @@ def _geometry(patches: torch.Tensor, mean_blue: torch.Tensor) -> list[tuple[int,
     return found
 
 
-@pytest.mark.parametrize("backend", ["dali", "torchvision"])
+@pytest.mark.parametrize("backend", [pytest.param("dali", marks=pytest.mark.dali), "torchvision"])
 def test_train_crops_are_uniform_windows_of_the_mean_subtracted_square(
     backend: str, coordinate_root: Path
 ) -> None:
@@ -122,6 +119,7 @@ def test_train_crops_are_uniform_windows_of_the_mean_subtracted_square(
     assert 0.3 < flips.mean() < 0.7
 
 
+@pytest.mark.dali
 @pytest.mark.parametrize("views", ["center", "ten_crop"])
 def test_eval_views_match_the_torchvision_backend_exactly(
     coordinate_root: Path, views: str
@@ -133,6 +131,7 @@ def test_eval_views_match_the_torchvision_backend_exactly(
     torch.testing.assert_close(outputs["dali"], outputs["torchvision"], rtol=0, atol=1e-3)
 
 
+@pytest.mark.dali
 def test_center_crop_is_the_middle_window(coordinate_root: Path) -> None:
     dm = _module("dali", coordinate_root, batch_size=4)
     patches, _ = _batches(dm, "val")
@@ -140,6 +139,7 @@ def test_center_crop_is_the_middle_window(coordinate_root: Path) -> None:
     assert set(_geometry(patches, mean_blue)) == {(SPAN // 2, SPAN // 2, False)}
 
 
+@pytest.mark.dali
 @pytest.mark.parametrize("mean", ["image", "channel"])
 def test_mean_subtraction_matches_the_torchvision_backend(tmp_path: Path, mean: str) -> None:
     rng = np.random.default_rng(1)
@@ -156,6 +156,7 @@ def test_mean_subtraction_matches_the_torchvision_backend(tmp_path: Path, mean: 
     assert labels.tolist() == [0, 0, 1, 1]
 
 
+@pytest.mark.dali
 def test_imagenet_flat_val_folder_reads_alike_in_both_backends(tmp_path: Path) -> None:
     # train/<synset>/ folders, val/ flat with a "path synset" list, as data=imagenet documents.
     rng = np.random.default_rng(2)
@@ -178,6 +179,7 @@ def test_imagenet_flat_val_folder_reads_alike_in_both_backends(tmp_path: Path) -
     assert outputs["dali"][1].tolist() == outputs["torchvision"][1].tolist() == [0, 1] * 3
 
 
+@pytest.mark.dali
 def test_resized_jpegs_agree_with_the_torchvision_backend(tmp_path: Path) -> None:
     # Different resize and JPEG code: close, not equal.
     ys, xs = np.mgrid[0:300, 0:400]
@@ -191,7 +193,7 @@ def test_resized_jpegs_agree_with_the_torchvision_backend(tmp_path: Path) -> Non
     assert (outputs[0] - outputs[1]).abs().mean() < 2.0  # on the 0-255 scale
 
 
-@pytest.mark.parametrize("backend", ["dali", "torchvision"])
+@pytest.mark.parametrize("backend", [pytest.param("dali", marks=pytest.mark.dali), "torchvision"])
 def test_lighting_offsets_follow_the_papers_distribution(tmp_path: Path, backend: str) -> None:
     _write(tmp_path, np.full((256, 256, 3), 128, np.uint8), per_class=16)
     _stats().save(tmp_path / "stats.npz")
@@ -236,6 +238,7 @@ def _epochs(loader: Any, epochs: int) -> list[list[int]]:
     return [[label for _, y in loader for label in y.tolist()] for _ in range(epochs)]
 
 
+@pytest.mark.dali
 @pytest.mark.parametrize(("size", "world"), [(37, 2), (37, 3), (41, 4)])
 def test_validation_shards_count_every_sample_exactly_once(
     tmp_path: Path, size: int, world: int
@@ -252,6 +255,7 @@ def test_validation_shards_count_every_sample_exactly_once(
         assert sorted(labels) == list(range(size))
 
 
+@pytest.mark.dali
 def test_training_shards_split_each_reshuffled_epoch(tmp_path: Path) -> None:
     root = _numbered(tmp_path, 40)
     loaders = [_rank(root, rank, 2).train_dataloader() for rank in (0, 1)]
@@ -263,6 +267,7 @@ def test_training_shards_split_each_reshuffled_epoch(tmp_path: Path) -> None:
     assert epochs[0] != epochs[1] != epochs[2]
 
 
+@pytest.mark.dali
 def test_training_shards_take_the_same_number_of_steps(tmp_path: Path) -> None:
     # 33 samples on 2 ranks: shards of 16 and 17, i.e. 4 or 5 batches of 4. Under DDP an
     # extra step on one rank would hang the other, so both take 4 and one sample waits.
@@ -319,6 +324,7 @@ def _fit(dm: FolderDataModule, **trainer_kwargs: Any) -> tuple[L.Trainer, _Count
     return trainer, counter
 
 
+@pytest.mark.dali
 def test_a_lightning_fit_sees_every_sample_every_epoch(
     small_builtin: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -331,6 +337,7 @@ def test_a_lightning_fit_sees_every_sample_every_epoch(
     assert "reset" not in caplog.text
 
 
+@pytest.mark.dali
 def test_sanity_check_and_batch_limits_leave_later_epochs_whole(
     small_builtin: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -342,6 +349,7 @@ def test_sanity_check_and_batch_limits_leave_later_epochs_whole(
     assert "reset" not in caplog.text
 
 
+@pytest.mark.dali
 def test_bad_files_are_left_out_or_stop_the_run(small_builtin: dict[str, Any]) -> None:
     dm = BuiltinDaliDataModule(batch_size=4, device="cpu", **small_builtin)
     dm.prepare_data()
@@ -355,6 +363,7 @@ def test_bad_files_are_left_out_or_stop_the_run(small_builtin: dict[str, Any]) -
         stopping.setup("fit")
 
 
+@pytest.mark.dali
 def test_channels_last_batches_hold_the_same_values(coordinate_root: Path) -> None:
     plain, _ = _batches(_module("dali", coordinate_root, batch_size=8), "train")
     dm = _module("dali", coordinate_root, batch_size=8, channels_last=True)
@@ -364,6 +373,7 @@ def test_channels_last_batches_hold_the_same_values(coordinate_root: Path) -> No
     torch.testing.assert_close(fast, plain)
 
 
+@pytest.mark.dali
 def test_factories_pick_the_backend(small_builtin: dict[str, Any], tmp_path: Path) -> None:
     assert isinstance(builtin_datamodule(backend="dali", **small_builtin), DaliImageDataModule)
     tv = builtin_datamodule(backend="torchvision", num_workers=0, **small_builtin)
@@ -381,8 +391,8 @@ def test_asking_for_a_gpu_without_one_is_a_clear_error() -> None:
     assert resolve_device("auto") == "cpu"
 
 
+@pytest.mark.dali
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_pipeline_matches_the_cpu_pipeline(coordinate_root: Path) -> None:
     cpu, _ = _batches(_module("dali", coordinate_root, batch_size=4, test_views="ten_crop"), "test")
     dm = DaliImageDataModule(coordinate_root, batch_size=4, device="gpu", test_views="ten_crop")

@@ -24,15 +24,12 @@ PAIRS = [
     pytest.param(
         ["cuda:0", "cuda:1"],
         id="cuda0+cuda1",
-        marks=[
-            pytest.mark.gpu,
-            pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs"),
-        ],
+        marks=pytest.mark.gpu(2),
     ),
     pytest.param(
         ["cuda:0", "cuda:0"],
         id="cuda0+cuda0",
-        marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU")],
+        marks=pytest.mark.gpu,
     ),
 ]
 NUM_CLASSES = 5

@@ -208,7 +208,7 @@ def test_the_summary_line_is_the_last_thing_printed_and_the_noise_is_gone(
 ) -> None:
     _, out = smoke_run
     assert FINAL_LINE.fullmatch(out.rstrip().splitlines()[-1]), out[-1500:]
-    for noise in ("💡 Tip", "FLOPs", "LeafSpec", "anonymous setting", "test_top1_error"):
+    for noise in ("💡 Tip", "FLOPs", "LeafSpec", "anonymous setting", "TopKError"):
         assert noise not in out, noise
     # Not a terminal: a progress line per epoch instead of a progress bar.
     assert re.search(r"^epoch 1/1 end \| [\d.]+ it/s \| train loss", out, re.M), out[-1500:]

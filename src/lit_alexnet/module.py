@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
 from torchmetrics.classification import MulticlassAccuracy
@@ -69,9 +69,14 @@ class LitAlexNet(L.LightningModule):
         self.net = AlexNet(num_classes, towers, norm, pooling, activation, dropout, init)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        for stage in ("train", "val", "test"):
-            setattr(self, f"{stage}_top1_error", TopKError(num_classes, k=1))
-            setattr(self, f"{stage}_top5_error", TopKError(num_classes, k=5))
+        # One metric object per stage and k: torchmetrics accumulates each stage on its own.
+        self.errors = nn.ModuleDict(
+            {
+                f"{stage}_top{k}": TopKError(num_classes, k=k)
+                for stage in ("train", "val", "test")
+                for k in (1, 5)
+            }
+        )
 
     @classmethod
     def quickstart(cls, num_classes: int = 10, overrides: Sequence[str] = ()) -> LitAlexNet:
@@ -122,10 +127,10 @@ class LitAlexNet(L.LightningModule):
     ) -> None:
         opts: dict[str, Any] = dict(on_step=on_step, on_epoch=True, batch_size=labels.shape[0])
         self.log(f"{stage}/loss", loss, prog_bar=stage == "train", **opts)
-        for name in ("top1_error", "top5_error"):
-            metric: TopKError = getattr(self, f"{stage}_{name}")
+        for k in (1, 5):
+            metric = cast(TopKError, self.errors[f"{stage}_top{k}"])
             metric(scores, labels)
-            self.log(f"{stage}/{name}", metric, prog_bar=name == "top1_error", **opts)
+            self.log(f"{stage}/top{k}_error", metric, prog_bar=k == 1, **opts)
 
     def configure_optimizers(self) -> Any:
         params = self.net.parameters()

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -24,9 +23,6 @@ from lit_alexnet.data.verify import check_image_list
 STATS_FILENAME = "stats.npz"
 # The paper's preprocessing before cropping: shorter side to 256, then the centre 256x256.
 STATS_SIZE = 256
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,12 +90,6 @@ IMAGENET_STATS = DatasetStats(
     mean_image=None,
     source="ImageNet's published figures",
 )
-
-
-def stats_for_root(root: str | Path) -> DatasetStats:
-    """The statistics stored beside a dataset root, else ImageNet's published figures."""
-    path = Path(root) / STATS_FILENAME
-    return DatasetStats.load(path) if path.is_file() else IMAGENET_STATS
 
 
 def compute_stats(images: Iterable[np.ndarray]) -> DatasetStats:

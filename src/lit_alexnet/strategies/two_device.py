@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from lightning.pytorch.accelerators import Accelerator, CPUAccelerator, CUDAAccelerator
 from lightning.pytorch.plugins.precision import MixedPrecision
-from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from typing_extensions import override
 
 from lit_alexnet.nn.placement import parse_devices, place_towers
 
@@ -48,31 +49,30 @@ def _announce(devices: Sequence[torch.device]) -> None:
         )
 
 
-class _TowerPlacement:
+class _TowerPlacement(Strategy):
     """What both strategies change in Lightning's: where the model and optimizer state go."""
-
-    model: Any
-    optimizers: list[Any]
-    precision_plugin: Any
 
     @property
     def tower_devices(self) -> list[torch.device]:
         """Tower 1's device and tower 2's."""
         raise NotImplementedError
 
+    @override
     def setup_environment(self) -> None:
-        super().setup_environment()  # type: ignore[misc]
+        super().setup_environment()
         # Lightning takes the autocast device from the accelerator *setting*, and one passed
         # in as an object (as this strategy does) counts as "cuda": on CPU towers autocast
         # would be silently off while the run reports bf16.
         if isinstance(self.precision_plugin, MixedPrecision):
             self.precision_plugin.device = self.tower_devices[0].type
 
+    @override
     def model_to_device(self) -> None:
         assert self.model is not None, "the model must be set before it is placed"
         _announce(self.tower_devices)
         place_towers(self.model, self.tower_devices)
 
+    @override
     def load_optimizer_state_dict(self, checkpoint: Mapping[str, Any]) -> None:
         # torch's load_state_dict already puts each state tensor on its parameter's device;
         # Lightning's default then moves them all to the root device, off tower 2's device.
@@ -125,9 +125,6 @@ class TwoDeviceDDPStrategy(_TowerPlacement, DDPStrategy):
 
     strategy_name = "two_device_ddp"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-
     @property
     def tower_devices(self) -> list[torch.device]:
         """This process's device pair."""
@@ -146,8 +143,10 @@ class TwoDeviceDDPStrategy(_TowerPlacement, DDPStrategy):
         return pair
 
     @property
+    @override
     def root_device(self) -> torch.device:
         return self.tower_devices[0]
 
+    @override
     def determine_ddp_device_ids(self) -> list[int] | None:
         return None  # a module on two devices: DDP must not pin it to one
