@@ -78,6 +78,7 @@ class TimeBudget(Callback):
         self._epoch_batches = 0
         self._val_started: float | None = None
         self._val_seconds: list[float] = []
+        self._every_n: int | None = None
 
     @property
     def deadline(self) -> float:
@@ -87,15 +88,17 @@ class TimeBudget(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.configured_epochs is None:
             self.configured_epochs = trainer.max_epochs
+        self._every_n = trainer.check_val_every_n_epoch
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_batches = 0
         self._validate_if_final(trainer)
 
     def _validate_if_final(self, trainer: L.Trainer) -> None:
+        """Validate after the planned last epoch; in the others, as the trainer was set."""
         final = self.planned_epochs is not None and trainer.current_epoch == self.planned_epochs - 1
-        if final and trainer.check_val_every_n_epoch is not None:
-            trainer.check_val_every_n_epoch = 1  # the run ends with a validation
+        if self._every_n is not None:
+            trainer.check_val_every_n_epoch = 1 if final else self._every_n
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
@@ -176,7 +179,7 @@ class TimeBudget(Callback):
             steps_per_epoch=steps_per_epoch,
             epoch=trainer.current_epoch,
             batches_done=batches_done,
-            every_n=trainer.check_val_every_n_epoch,
+            every_n=self._every_n,
             max_epochs=int(self.configured_epochs),
         )
         epochs = int(trainer.strategy.broadcast(epochs))
