@@ -187,3 +187,9 @@ def test_the_quickstart_recipe_is_one_call_away() -> None:
     assert model.scheduler_factory.func.__name__ == "OneCycleLR"  # type: ignore[union-attr]
     ungrouped = LitAlexNet.quickstart(num_classes=3, overrides=["model.towers=1"])
     assert len(ungrouped.net.towers) == 1
+
+
+def test_imagenet_is_the_folder_dataset_with_the_papers_settings(tmp_path: Path) -> None:
+    imagenet = composed("data=imagenet", f"data.root={tmp_path}").data
+    assert imagenet == composed("data=folder", f"data.root={tmp_path}").data
+    assert (imagenet.batch_size, imagenet.mean, imagenet.lighting_std) == (128, "image", 0.1)
