@@ -86,25 +86,31 @@ def test_unreadable_file_is_named_when_not_verified(root: Path) -> None:
         compute_folder_stats(root, verify="off")
 
 
-def test_with_no_arguments_it_shows_the_builtin_datasets_folder_and_figures(
-    tmp_path: Path,
-) -> None:
-    env = {**os.environ, "LIT_ALEXNET_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "offline"}
+def stats_cli(*args: str, cwd: Path, cache: Path, timeout: int) -> subprocess.CompletedProcess[str]:
+    """`python -m lit_alexnet.stats ARGS` in `cwd`, generated data in `cache`; must succeed."""
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache), "WANDB_MODE": "offline"}
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lit_alexnet.stats",
-            "data.train_per_class=2",
-            "data.val_per_class=1",
-        ],
-        cwd=tmp_path,
+        [sys.executable, "-m", "lit_alexnet.stats", *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_with_no_arguments_it_shows_the_builtin_datasets_folder_and_figures(
+    tmp_path: Path,
+) -> None:
+    proc = stats_cli(
+        "data.train_per_class=2",
+        "data.val_per_class=1",
+        cwd=tmp_path,
+        cache=tmp_path / "cache",
+        timeout=300,
+    )
     root = tmp_path / "cache" / BuiltinSpec(10, 2, 1, 0).dirname
     assert f"The built-in dataset is in {root}" in proc.stdout
     assert str(root / STATS_FILENAME) in proc.stdout
@@ -116,18 +122,11 @@ def test_with_no_arguments_it_shows_the_builtin_datasets_folder_and_figures(
 def test_cli_writes_the_file(root: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "LIT_ALEXNET_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "offline"}
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "lit_alexnet.stats", "data=folder", f"data.root={root}"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = stats_cli(
+        "data=folder", f"data.root={root}", cwd=work, cache=tmp_path / "cache", timeout=120
     )
 
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (root / STATS_FILENAME).is_file()
     assert f"Wrote {root / STATS_FILENAME}" in proc.stdout
     assert "mean R G B (0-255)" in proc.stdout
