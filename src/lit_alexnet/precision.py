@@ -4,8 +4,8 @@ bfloat16 autocast pays only where the hardware computes in bfloat16: a GPU of co
 capability 8.0 or newer, or a CPU with AVX-512-BF16 or AMX. Elsewhere every bf16 kernel is
 emulated: on a 2-core Intel Xeon (AVX-512-BF16, AMX) held to AVX2 with ONEDNN_MAX_CPU_ISA and
 ATEN_CPU_CAPABILITY, an AlexNet training step at batch 32 took 22 s under bf16 autocast against
-1.2 s in float32 (``benchmarks/model-cpu-avx2-emulated.md``); a real AVX2 CPU measured 4x. Older GPUs with tensor
-cores (7.x) get float16 autocast with loss scaling instead.
+1.2 s in float32 (``benchmarks/model-cpu-avx2-emulated.md``); a real AVX2 CPU measured 4x.
+Older GPUs with tensor cores (7.x) get float16 autocast with loss scaling instead.
 
 The choice is a pure function of a :class:`MachineReport`, so each case is testable without
 the hardware; :func:`machine_report` reads the real one.
