@@ -1,12 +1,17 @@
-"""Shared fixtures (every test's generated data goes to a temporary cache) and the hook that
-skips `gpu` and `dali` tests, with the reason, where the machine lacks them."""
+"""Shared fixtures (every test's generated data goes to a temporary cache; the training config
+composed as a job sees it) and the hook that skips `gpu` and `dali` tests, with the reason,
+where the machine lacks them."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig
+
+Composer = Callable[..., DictConfig]
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -18,6 +23,33 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cache")
     os.environ["LIT_ALEXNET_CACHE"] = str(path)
     return path
+
+
+@pytest.fixture
+def composed(tmp_path: Path) -> Iterator[Composer]:
+    """``composed(*overrides)``: ``python -m lit_alexnet.train``'s config as its job sees it
+    (Hydra's own node removed, the job's output directory set to a temporary folder)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    from lit_alexnet.config import config_dir, register_configs
+
+    def compose_job(*overrides: str) -> DictConfig:
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        with read_write(cfg.hydra):
+            cfg.hydra.runtime.output_dir = str(tmp_path / "job")
+        HydraConfig.instance().set_config(cfg)
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        yield compose_job
+    GlobalHydra.instance().clear()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

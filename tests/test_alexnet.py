@@ -160,8 +160,8 @@ def test_dropout_only_in_training() -> None:
     ("kwargs", "message"),
     [
         (dict(towers=3), "towers=3"),
-        (dict(norm="lrm"), "norm='lrm'"),
-        (dict(pooling="overlapp"), "pooling='overlapp'"),
+        (dict(norm="lrm"), "norm.name='lrm'"),
+        (dict(pooling="overlapp"), "pooling.name='overlapp'"),
         (dict(activation="gelu"), "activation='gelu'"),
         (dict(dropout=1.0), "dropout=1.0"),
     ],

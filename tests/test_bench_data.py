@@ -13,17 +13,12 @@ import pytest
 from PIL import Image
 
 from lit_alexnet.bench import data as bench_data
+from lit_alexnet.bench import photos
 from lit_alexnet.bench.__main__ import main
-from lit_alexnet.bench.data import (
-    PHOTO_SIZE,
-    default_worker_counts,
-    ensure_photo_dataset,
-    photo_dirname,
-    render_photo,
-    run_data_benchmark,
-)
+from lit_alexnet.bench.data import default_worker_counts, run_data_benchmark
+from lit_alexnet.bench.photos import PHOTO_SIZE, ensure_photo_dataset, photo_dirname, render_photo
+from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats
 from lit_alexnet.data.folders import scan_split
-from lit_alexnet.data.stats import STATS_FILENAME, DatasetStats
 
 RATIO_LINE = re.compile(r"^dali/torchvision images-per-second ratio: (\d+\.\d\d)$")
 
@@ -74,7 +69,7 @@ def test_photo_folder_is_generated_once(tmp_path: Path, monkeypatch: pytest.Monk
     def fail(tmp: Path, images: int) -> None:
         raise AssertionError("generated again")
 
-    monkeypatch.setattr(bench_data, "_generate_photos", fail)
+    monkeypatch.setattr(photos, "_generate_photos", fail)
     assert ensure_photo_dataset(tmp_path, 3) == root
     assert _files(root) == before
 

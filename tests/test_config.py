@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import OmegaConf
 
-from lit_alexnet.config import config_dir, register_configs, validate
-from lit_alexnet.run import build
+from lit_alexnet.config import config_dir, validate
+from lit_alexnet.job import build, build_model
+from lit_alexnet.nn import LocalResponseNorm
+
+if TYPE_CHECKING:
+    from conftest import Composer
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
-
-
-@pytest.fixture(autouse=True)
-def hydra_context() -> Iterator[None]:
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        yield
-
-
-def composed(*overrides: str) -> DictConfig:
-    cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with read_write(cfg.hydra):
-        cfg.hydra.runtime.output_dir = "/tmp/lit_alexnet-config-test"
-    HydraConfig.instance().set_config(cfg)
-    with read_write(cfg), open_dict(cfg):
-        del cfg["hydra"]  # as in a running job: Hydra's own node is not part of the task's cfg
-    return cfg
 
 
 def test_the_experiments_are_there() -> None:
@@ -41,14 +24,16 @@ def test_the_experiments_are_there() -> None:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_validates(experiment: str, tmp_path: Path) -> None:
+def test_every_experiment_composes_and_validates(
+    experiment: str, tmp_path: Path, composed: Composer
+) -> None:
     cfg = composed(f"+experiment={experiment}", f"++data.root={tmp_path}")
     validate(cfg)
     OmegaConf.to_container(cfg, resolve=True)
 
 
 @pytest.mark.parametrize("overrides", [[], ["optimizer=paper_sgd"], ["optimizer=sgd"]])
-def test_resolved_config_has_the_recipe_keys(overrides: list[str]) -> None:
+def test_resolved_config_has_the_recipe_keys(overrides: list[str], composed: Composer) -> None:
     cfg = composed(*overrides)
     keys = ["optimizer.lr", "optimizer.weight_decay", "data.batch_size", "trainer.max_epochs"]
     if cfg.optimizer._target_ != "torch.optim.AdamW":
@@ -57,14 +42,15 @@ def test_resolved_config_has_the_recipe_keys(overrides: list[str]) -> None:
         assert OmegaConf.select(cfg, key) is not None, key
 
 
-def test_quickstart_keeps_the_papers_network() -> None:
+def test_quickstart_keeps_the_papers_network(composed: Composer) -> None:
     cfg = composed()
-    assert (cfg.norm.name, cfg.pooling.name, cfg.model.towers) == ("lrn", "overlap", 2)
-    assert cfg.model.dropout == 0.5 and cfg.model.activation == "relu"
+    net = cfg.model.net
+    assert (net.norm.name, net.pooling.name, net.towers) == ("lrn", "overlap", 2)
+    assert net.dropout == 0.5 and net.activation == "relu"
     assert cfg.scheduler.max_lr == cfg.optimizer.lr  # one cycle peaks at the optimizer's lr
 
 
-def test_paper_experiment_is_section_5(tmp_path: Path) -> None:
+def test_paper_experiment_is_section_5(tmp_path: Path, composed: Composer) -> None:
     cfg = composed("+experiment=paper", f"data.root={tmp_path}")
     assert cfg.optimizer._target_ == "lit_alexnet.PaperSGD"
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (
@@ -77,81 +63,97 @@ def test_paper_experiment_is_section_5(tmp_path: Path) -> None:
     assert cfg.scheduler._target_ == "lit_alexnet.PlateauDecay"
     assert (cfg.scheduler.factor, cfg.scheduler.max_reductions) == (0.1, 3)
     assert cfg.data._target_ == "lit_alexnet.data.backends.folder_datamodule"
-    assert (cfg.norm.name, cfg.pooling.kernel_size, cfg.pooling.stride) == ("lrn", 3, 2)
-    assert cfg.model.towers == 2 and cfg.model.dropout == 0.5
-    assert cfg.model.init == "paper"
+    tower = build_model(cfg, num_classes=10).net.towers[0]
+    assert isinstance(tower.norm1, LocalResponseNorm)  # section 3.3's figures:
+    assert (tower.norm1.size, tower.norm1.alpha, tower.norm1.beta, tower.norm1.k) == (
+        5,
+        1e-4,
+        0.75,
+        2.0,
+    )
+    assert (tower.pool.kernel_size, tower.pool.stride) == (3, 2)  # section 3.4
+    assert tower.dropout.p == 0.5  # section 4.2
+    assert cfg.model.net.init == "paper"
     assert cfg.trainer.precision == "32-true"
 
 
 @pytest.mark.parametrize(("choice", "kernel"), [("overlap", 3), ("standard", 2)])
-def test_pooling_groups(choice: str, kernel: int) -> None:
-    cfg = composed(f"pooling={choice}")
-    assert (cfg.pooling.kernel_size, cfg.pooling.stride) == (kernel, 2)
+def test_pooling_groups(choice: str, kernel: int, composed: Composer) -> None:
+    pool = build_model(composed(f"pooling={choice}"), num_classes=10).net.towers[0].pool
+    assert (pool.kernel_size, pool.stride) == (kernel, 2)
+
+
+def test_a_pooling_preset_can_be_changed_key_by_key(composed: Composer) -> None:
+    cfg = composed("pooling=standard", "model.net.pooling.stride=1")
+    pool = build_model(cfg, num_classes=10).net.towers[0].pool
+    assert (pool.kernel_size, pool.stride) == (2, 1)
 
 
 @pytest.mark.parametrize("choice", ["lrn", "none", "batch"])
-def test_norm_groups(choice: str) -> None:
-    assert composed(f"norm={choice}").norm.name == choice
+def test_norm_groups(choice: str, composed: Composer) -> None:
+    assert composed(f"norm={choice}").model.net.norm.name == choice
 
 
-def test_unknown_group_option_fails_at_composition() -> None:
+def test_unknown_group_option_fails_at_composition(composed: Composer) -> None:
     with pytest.raises(ConfigCompositionException, match="overlapp"):
         composed("pooling=overlapp")
 
 
-def test_misspelt_key_fails_at_composition() -> None:
+def test_misspelt_key_fails_at_composition(composed: Composer) -> None:
     with pytest.raises(ConfigCompositionException, match="max_epoch"):
         composed("trainer.max_epoch=3")
     with pytest.raises(ConfigCompositionException, match="tower"):
-        composed("model.tower=1")
+        composed("model.net.tower=1")
 
 
-def test_wrong_type_fails_at_composition() -> None:
+def test_wrong_type_fails_at_composition(composed: Composer) -> None:
     with pytest.raises(ConfigCompositionException, match="towers"):
-        composed("model.towers=two")
+        composed("model.net.towers=two")
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.towers=3", "model.towers=3"),
+        ("model.net.towers=3", "model.net.towers=3"),
         ("optimizer.lr=-0.01", "optimizer.lr=-0.01"),
         ("optimizer=paper_sgd optimizer.momentum=1.5", "optimizer.momentum=1.5"),
-        ("model.dropout=1.0", "model.dropout=1.0"),
+        ("model.net.dropout=1.0", "model.net.dropout=1.0"),
         ("data.batch_size=0", "data.batch_size=0"),
-        ("norm.name=lrm", "norm.name='lrm'"),
-        ("pooling.kernel_size=0", "pooling.kernel_size=0"),
-        ("model.activation=gelu", "model.activation='gelu'"),
-        ("model.init=xavier", "model.init='xavier'"),
+        ("model.net.norm.name=lrm", "model.net.norm.name='lrm'"),
+        ("model.net.pooling.kernel_size=0", "model.net.pooling.kernel_size=0"),
+        ("model.net.activation=gelu", "model.net.activation='gelu'"),
+        ("model.net.init=xavier", "model.net.init='xavier'"),
         ("optimizer.betas=[0.9,1.5]", "optimizer.betas="),
         ("scheduler.pct_start=1.5", "scheduler.pct_start=1.5"),
     ],
 )
-def test_bad_values_fail_validation_naming_the_key(override: str, message: str) -> None:
+def test_bad_values_fail_validation_naming_the_key(
+    override: str, message: str, composed: Composer
+) -> None:
     cfg = composed(*override.split())
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         build(cfg)
 
 
-def test_bad_value_fails_before_any_data_is_made(cache_dir: Path) -> None:
+def test_bad_value_fails_before_any_data_is_made(cache_dir: Path, composed: Composer) -> None:
     before = set(cache_dir.iterdir())
     with pytest.raises(ValueError):
         build(composed("optimizer.lr=-1", "+experiment=smoke"))
     assert set(cache_dir.iterdir()) == before
 
 
-def test_imagenet_without_root_says_what_to_do() -> None:
+def test_imagenet_without_root_says_what_to_do(composed: Composer) -> None:
     with pytest.raises(ValueError, match=r"data\.root"):
         validate(composed("data=imagenet"))
 
 
-def test_missing_data_folder_is_named(tmp_path: Path) -> None:
+def test_missing_data_folder_is_named(tmp_path: Path, composed: Composer) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError, match=str(missing)):
         validate(composed("data=folder", f"data.root={missing}"))
 
 
-def test_wandb_is_offline_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wandb_is_offline_unless_asked(monkeypatch: pytest.MonkeyPatch, composed: Composer) -> None:
     monkeypatch.delenv("WANDB_MODE", raising=False)
     assert composed().logger.mode == "offline"
     assert composed("logger.mode=online").logger.mode == "online"
@@ -160,7 +162,7 @@ def test_wandb_is_offline_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("logger", ["csv", "tensorboard", "none", "wandb"])
-def test_logger_choices_build(logger: str) -> None:
+def test_logger_choices_build(logger: str, composed: Composer) -> None:
     _, _, trainer = build(composed(f"logger={logger}", "+experiment=smoke"))
     assert len(trainer.loggers) == (0 if logger == "none" else 1)
 
@@ -168,12 +170,14 @@ def test_logger_choices_build(logger: str) -> None:
 @pytest.mark.parametrize(
     "override", ["trainer.max_epochs=ten", "trainer.num_nodes=two", "trainer.benchmark=maybe"]
 )
-def test_trainer_keys_are_typed_so_a_wrong_type_fails_while_composing(override: str) -> None:
+def test_trainer_keys_are_typed_so_a_wrong_type_fails_while_composing(
+    override: str, composed: Composer
+) -> None:
     with pytest.raises(ConfigCompositionException):
         composed(override)
 
 
-def test_trainer_ranges_are_checked_with_the_key_named() -> None:
+def test_trainer_ranges_are_checked_with_the_key_named(composed: Composer) -> None:
     with pytest.raises(ValueError, match=r"trainer.accumulate_grad_batches=0"):
         validate(composed("trainer.accumulate_grad_batches=0"))
 
@@ -182,14 +186,16 @@ def test_the_quickstart_recipe_is_one_call_away() -> None:
     from lit_alexnet import LitAlexNet
 
     model = LitAlexNet.quickstart(num_classes=3)
-    assert model.hparams["init"] == "kaiming"
+    assert model.hparams["net"]["init"] == "kaiming"
     assert model.optimizer_factory.func.__name__ == "AdamW"  # type: ignore[union-attr]
     assert model.scheduler_factory.func.__name__ == "OneCycleLR"  # type: ignore[union-attr]
-    ungrouped = LitAlexNet.quickstart(num_classes=3, overrides=["model.towers=1"])
+    ungrouped = LitAlexNet.quickstart(num_classes=3, overrides=["model.net.towers=1"])
     assert len(ungrouped.net.towers) == 1
 
 
-def test_imagenet_is_the_folder_dataset_with_the_papers_settings(tmp_path: Path) -> None:
+def test_imagenet_is_the_folder_dataset_with_the_papers_settings(
+    tmp_path: Path, composed: Composer
+) -> None:
     imagenet = composed("data=imagenet", f"data.root={tmp_path}").data
     assert imagenet == composed("data=folder", f"data.root={tmp_path}").data
     assert (imagenet.batch_size, imagenet.mean, imagenet.lighting_std) == (128, "image", 0.1)

@@ -23,7 +23,7 @@ from lit_alexnet.data.dali import (
     resolve_device,
     shard_bounds,
 )
-from lit_alexnet.data.stats import IMAGENET_STATS, DatasetStats
+from lit_alexnet.data.dataset_stats import IMAGENET_STATS, DatasetStats
 from lit_alexnet.data.torchvision import ImageFolderDataModule
 from lit_alexnet.data.verify import BadFilesError
 
@@ -380,7 +380,7 @@ def test_factories_pick_the_backend(small_builtin: dict[str, Any], tmp_path: Pat
     assert isinstance(tv, ImageFolderDataModule) and tv.num_workers == 0
     with pytest.raises(ValueError, match=r"data\.device=gpu"):
         folder_datamodule(tmp_path, backend="torchvision", device="gpu")
-    with pytest.raises(ValueError, match=r"data\.backend='pil'"):
+    with pytest.raises(ValueError, match=r"backend='pil'"):
         folder_datamodule(tmp_path, backend="pil")
 
 

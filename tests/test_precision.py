@@ -7,8 +7,8 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
+from lit_alexnet.job import trainer_precision
 from lit_alexnet.precision import MachineReport, choose_precision, machine_report
-from lit_alexnet.run import trainer_precision
 
 AVX512_BF16 = MachineReport(cpu_capability="AVX512", cpu_avx512_bf16=True)
 AMX = MachineReport(cpu_capability="AVX512", cpu_amx=True)

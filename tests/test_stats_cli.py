@@ -1,4 +1,5 @@
-"""Computing a folder dataset's statistics (lit_alexnet.data.stats, python -m lit_alexnet.stats)."""
+"""Computing a folder dataset's statistics: lit_alexnet.data.dataset_stats and its command,
+python -m lit_alexnet.stats."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import Image
 from torchvision import transforms
 
 from lit_alexnet.data.builtin import BuiltinSpec
-from lit_alexnet.data.stats import STATS_FILENAME, DatasetStats, compute_folder_stats
+from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats, compute_folder_stats
 
 # Wider, taller and square images, so both resize branches and the centre crop's rounding run.
 SIZES = [(300, 260), (260, 301), (256, 256), (283, 270), (270, 333)]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -17,6 +18,9 @@ from omegaconf import OmegaConf
 from lit_alexnet import AlexNet, LitAlexNet
 
 from .wandb_records import config_and_history
+
+if TYPE_CHECKING:
+    from conftest import Composer
 
 FINAL_LINE = re.compile(r"^val top-1 error (\d\.\d{3}) \| top-5 error (\d\.\d{3}) \| (\S+)$", re.M)
 
@@ -126,13 +130,15 @@ def test_multirun_gives_each_job_its_own_dir_checkpoint_and_wandb_run(
     )
     assert len(FINAL_LINE.findall(out)) == 2
     run_ids = set()
-    for job, kernel in (("0", 3), ("1", 2)):
+    for job, pooling, kernel in (("0", "overlap", 3), ("1", "standard", 2)):
         job_dir = tmp_path / "sweep" / job
-        assert (job_dir / "checkpoints" / "last.ckpt").is_file()
+        last = job_dir / "checkpoints" / "last.ckpt"
+        trained = LitAlexNet.load_from_checkpoint(last, map_location="cpu", weights_only=True)
+        assert trained.net.towers[0].pool.kernel_size == kernel  # section 3.4's windows
         (run_file,) = (job_dir / "wandb").glob("offline-run-*/run-*.wandb")
         run_ids.add(run_file.stem)
         config, _ = config_and_history(run_file)
-        assert config["pooling"]["kernel_size"] == kernel
+        assert config["model"]["net"]["pooling"]["name"] == pooling
     assert len(run_ids) == 2
 
 
@@ -269,25 +275,17 @@ def test_ctrl_c_saves_last_ckpt_says_how_to_resume_and_exits_130(
     assert torch.load(last, weights_only=False)["global_step"] >= 4  # the first epoch, whole
 
 
-def test_last_checkpoint_settings_do_not_depend_on_max_epochs() -> None:
+def test_last_checkpoint_settings_do_not_depend_on_max_epochs(composed: Composer) -> None:
     # Lightning restores a callback's state only when its state_key matches: a key tied to
     # max_epochs (as every_n_epochs=${trainer.max_epochs} was) warns on every longer resume.
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from lit_alexnet.config import config_dir, register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
     keys = []
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        for epochs in (2, 20):
-            cfg = compose("train", overrides=[f"trainer.max_epochs={epochs}"])
-            node = OmegaConf.to_container(cfg.callbacks.last_checkpoint)
-            node["dirpath"] = "/tmp/unused"  # type: ignore[index]
-            keys.append(instantiate(node).state_key)
-    GlobalHydra.instance().clear()
+    for epochs in (2, 20):
+        cfg = composed(f"trainer.max_epochs={epochs}")
+        node = OmegaConf.to_container(cfg.callbacks.last_checkpoint)
+        node["dirpath"] = "/tmp/unused"  # type: ignore[index]
+        keys.append(instantiate(node).state_key)
     assert keys[0] == keys[1]
 
 

@@ -7,8 +7,8 @@ ranges and choices before anything is instantiated or any data is read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,15 +16,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lit_alexnet.data.choices import (
-    BACKENDS,
-    BAD_FILE_POLICIES,
-    DEVICES,
-    MEAN_MODES,
-    VERIFY_MODES,
-    VIEWS,
-)
-from lit_alexnet.nn.alexnet import ACTIVATIONS, INITS, NORMS, Pooling, feature_map_sizes
+from lit_alexnet.checks import check
+from lit_alexnet.data.builtin import BuiltinSpec
+from lit_alexnet.data.choices import LIGHTING_STD, check_data_options
+from lit_alexnet.nn.alexnet import AlexNet, Norm, Pooling, check_arguments
+from lit_alexnet.optim import PaperSGD
 
 
 def config_dir() -> Path:
@@ -40,88 +36,60 @@ def config_dir() -> Path:
     )
 
 
-def _choice(key: str, value: Any, allowed: Sequence[Any]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r}: choose one of {list(allowed)}")
+# The library's signatures own the paper's figures; the schemas take their defaults from them.
+_NET = inspect.signature(AlexNet).parameters
+_SGD = inspect.signature(PaperSGD).parameters
+_SPEC = BuiltinSpec()
 
 
-def _check(ok: bool, key: str, value: Any, rule: str) -> None:
-    if not ok:
-        raise ValueError(f"{key}={value!r} {rule}")
+@dataclass
+class NetConfig:
+    """``model.net``: :class:`lit_alexnet.nn.AlexNet`'s arguments, whose defaults (the paper's
+    net) these are; ``norm`` and ``pooling`` are the ``norm=`` and ``pooling=`` groups."""
+
+    towers: int = _NET["towers"].default
+    norm: Norm = field(default_factory=Norm)
+    pooling: Pooling = field(default_factory=Pooling)
+    activation: str = _NET["activation"].default
+    dropout: float = _NET["dropout"].default
+    init: str = _NET["init"].default
+
+    def __post_init__(self) -> None:
+        check_arguments(self.towers, self.activation, self.dropout, self.init)
 
 
 @dataclass
 class ModelConfig:
-    """``model``: the LightningModule and the net's non-ablation switches."""
+    """``model``: the LightningModule around the net."""
 
     _target_: str = "lit_alexnet.LitAlexNet"
-    towers: int = 2
-    activation: str = "relu"
-    dropout: float = 0.5
-    init: str = "paper"
-
-    def __post_init__(self) -> None:
-        _choice("model.towers", self.towers, (1, 2))
-        _choice("model.init", self.init, INITS)
-        _choice("model.activation", self.activation, sorted(ACTIVATIONS))
-        _check(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
-
-
-@dataclass
-class NormConfig:
-    """``norm``: what follows conv1 and conv2 (section 3.3)."""
-
-    name: str = "lrn"
-    size: int = 5
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 2.0
-
-    def __post_init__(self) -> None:
-        _choice("norm.name", self.name, NORMS)
-        _check(self.size >= 1, "norm.size", self.size, "must be a positive number of maps")
-        _check(self.alpha >= 0, "norm.alpha", self.alpha, "must be non-negative")
-        _check(self.k > 0, "norm.k", self.k, "must be positive")
-
-
-@dataclass
-class PoolingConfig:
-    """``pooling``: max-pooling geometry (section 3.4)."""
-
-    name: str = "overlap"
-    kernel_size: int = 3
-    stride: int = 2
-
-    def __post_init__(self) -> None:
-        _check(self.kernel_size >= 1, "pooling.kernel_size", self.kernel_size, "must be >= 1")
-        _check(self.stride >= 1, "pooling.stride", self.stride, "must be >= 1")
-        last = feature_map_sizes(Pooling(self.kernel_size, self.stride))[-1]
-        _check(last >= 1, "pooling", self.name, "leaves no spatial extent at 224x224 input")
+    net: NetConfig = field(default_factory=NetConfig)
 
 
 @dataclass
 class OptimizerConfig:
-    """``optimizer``: a factory called with the parameters."""
+    """``optimizer``: a factory called with the parameters; lr and weight decay default to
+    section 5's (:class:`lit_alexnet.PaperSGD`'s)."""
 
     _target_: str = MISSING
     _partial_: bool = True
-    lr: float = 0.01
-    weight_decay: float = 5e-4
+    lr: float = _SGD["lr"].default
+    weight_decay: float = _SGD["weight_decay"].default
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, "optimizer.lr", self.lr, "must be positive")
-        _check(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, "must be >= 0")
+        check(self.lr > 0, "lr", self.lr, "must be positive")
+        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
 
 
 @dataclass
 class SGDConfig(OptimizerConfig):
     """``optimizer=paper_sgd`` or ``sgd``: section 5's SGD with momentum."""
 
-    momentum: float = 0.9
+    momentum: float = _SGD["momentum"].default
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "must be in [0, 1)")
+        check(0 <= self.momentum < 1, "momentum", self.momentum, "must be in [0, 1)")
 
 
 @dataclass
@@ -133,9 +101,7 @@ class AdamConfig(OptimizerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(
-            all(0 <= b < 1 for b in self.betas), "optimizer.betas", self.betas, "must be in [0, 1)"
-        )
+        check(all(0 <= b < 1 for b in self.betas), "betas", self.betas, "must be in [0, 1)")
 
 
 @dataclass
@@ -150,11 +116,11 @@ class PlateauConfig:
     max_reductions: int = 3
 
     def __post_init__(self) -> None:
-        _check(0 < self.factor < 1, "scheduler.factor", self.factor, "must be in (0, 1)")
-        _check(self.patience >= 0, "scheduler.patience", self.patience, "must be >= 0")
-        _check(
+        check(0 < self.factor < 1, "factor", self.factor, "must be in (0, 1)")
+        check(self.patience >= 0, "patience", self.patience, "must be >= 0")
+        check(
             self.max_reductions >= 0,
-            "scheduler.max_reductions",
+            "max_reductions",
             self.max_reductions,
             "must be >= 0",
         )
@@ -170,8 +136,8 @@ class OneCycleConfig:
     pct_start: float = 0.25
 
     def __post_init__(self) -> None:
-        _check(self.max_lr > 0, "scheduler.max_lr", self.max_lr, "must be positive")
-        _check(0 < self.pct_start < 1, "scheduler.pct_start", self.pct_start, "must be in (0, 1)")
+        check(self.max_lr > 0, "max_lr", self.max_lr, "must be positive")
+        check(0 < self.pct_start < 1, "pct_start", self.pct_start, "must be in (0, 1)")
 
 
 @dataclass
@@ -183,7 +149,7 @@ class DataConfig:
     backend: str = "auto"
     batch_size: int = 128
     mean: str = "image"
-    lighting_std: float = 0.1
+    lighting_std: float = LIGHTING_STD
     val_views: str = "center"
     test_views: str = "ten_crop"
     # Written by `python -m lit_alexnet.stats`; null: <root>/stats.npz, else ImageNet's figures.
@@ -200,27 +166,7 @@ class DataConfig:
     pin_memory: bool = False
 
     def __post_init__(self) -> None:
-        _choice("data.backend", self.backend, BACKENDS)
-        _check(self.batch_size >= 1, "data.batch_size", self.batch_size, "must be positive")
-        _choice("data.mean", self.mean, MEAN_MODES)
-        _check(self.lighting_std >= 0, "data.lighting_std", self.lighting_std, "must be >= 0")
-        _choice("data.val_views", self.val_views, VIEWS)
-        _choice("data.test_views", self.test_views, VIEWS)
-        _choice("data.verify", self.verify, VERIFY_MODES)
-        _choice("data.bad_files", self.bad_files, BAD_FILE_POLICIES)
-        _choice("data.device", self.device, DEVICES)
-        _check(
-            self.num_threads is None or self.num_threads >= 1,
-            "data.num_threads",
-            self.num_threads,
-            "must be >= 1 or null (one per core)",
-        )
-        _check(
-            self.num_workers is None or self.num_workers >= 0,
-            "data.num_workers",
-            self.num_workers,
-            "must be >= 0 or null (one per spare core)",
-        )
+        check_data_options(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass
@@ -249,16 +195,14 @@ class BuiltinDataConfig(DataConfig):
 
     _target_: str = "lit_alexnet.data.backends.builtin_datamodule"
     cache_dir: str = MISSING
-    num_classes: int = 10
-    train_per_class: int = 100
-    val_per_class: int = 30
-    seed: int = 0
+    num_classes: int = _SPEC.num_classes
+    train_per_class: int = _SPEC.train_per_class
+    val_per_class: int = _SPEC.val_per_class
+    seed: int = _SPEC.seed
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self.num_classes >= 2, "data.num_classes", self.num_classes, "must be >= 2")
-        for key in ("train_per_class", "val_per_class"):
-            _check(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "must be >= 1")
+        BuiltinSpec.take({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass
@@ -294,11 +238,11 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         for key in ("max_epochs", "check_val_every_n_epoch", "log_every_n_steps"):
             value = getattr(self, key)
-            _check(value is None or value >= -1, f"trainer.{key}", value, "must be >= -1")
-        _check(self.num_nodes >= 1, "trainer.num_nodes", self.num_nodes, "must be >= 1")
-        _check(
+            check(value is None or value >= -1, f"{key}", value, "must be >= -1")
+        check(self.num_nodes >= 1, "num_nodes", self.num_nodes, "must be >= 1")
+        check(
             self.accumulate_grad_batches >= 1,
-            "trainer.accumulate_grad_batches",
+            "accumulate_grad_batches",
             self.accumulate_grad_batches,
             "must be >= 1",
         )
@@ -310,8 +254,6 @@ class TrainConfig:
 
     data: Any = MISSING
     model: ModelConfig = field(default_factory=ModelConfig)
-    norm: NormConfig = field(default_factory=NormConfig)
-    pooling: PoolingConfig = field(default_factory=PoolingConfig)
     optimizer: Any = MISSING
     scheduler: Any = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -339,6 +281,18 @@ def register_configs() -> None:
     cs.store(name="schema_scheduler_onecycle", node=OneCycleConfig)
 
 
+# Innermost first, so that a refusal names the deepest key (model.net.norm.size=0).
+KEYS_CHECKED = (
+    "model.net.norm",
+    "model.net.pooling",
+    "model.net",
+    "optimizer",
+    "scheduler",
+    "data",
+    "trainer",
+)
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every group's values against its schema's rules, raising a ValueError that names
     the key. Runs before anything is instantiated."""
@@ -348,7 +302,11 @@ def validate(cfg: DictConfig) -> None:
             f"data.root is required for this dataset: add data.root=/path/to/root "
             f"(a folder with train/<class>/ and val/<class>/; {cfg.data._target_})"
         )
-    for key in ("model", "norm", "pooling", "optimizer", "scheduler", "data", "trainer"):
-        node = cfg.get(key)
-        if node is not None:
+    for key in KEYS_CHECKED:
+        node = OmegaConf.select(cfg, key)
+        if node is None:
+            continue
+        try:
             OmegaConf.to_object(node)
+        except ValueError as e:
+            raise ValueError(f"{key}.{e}") from None

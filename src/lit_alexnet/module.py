@@ -14,7 +14,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
 from torchmetrics.classification import MulticlassAccuracy
 
-from lit_alexnet.nn import AlexNet, Norm, Pooling
+from lit_alexnet.nn import AlexNet
 from lit_alexnet.optim import PaperSGD
 
 OptimizerFactory = Callable[[Iterable[Tensor]], Optimizer]
@@ -35,17 +35,21 @@ class TopKError(MulticlassAccuracy):
 
 # The paper's criterion for dropping the learning rate (section 5).
 MONITOR = "val/top1_error"
+# The checkpoint key of the datamodule's preprocessing (class names, mean).
+PREPROCESSING = "lit_alexnet_preprocessing"
 
 
 class LitAlexNet(L.LightningModule):
     """AlexNet trained with cross-entropy and judged by top-1 and top-5 error (section 6).
 
-    The network arguments are those of :class:`lit_alexnet.AlexNet`. ``optimizer`` and
-    ``scheduler`` are factories, such as Hydra partials: ``optimizer(params)`` and
-    ``scheduler(optimizer)``. By default the paper's SGD (lr 0.01, momentum 0.9, weight decay
-    0.0005) with no schedule. A :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` watches
-    the validation top-1 error; a factory that takes ``total_steps`` (one cycle) gets the
-    run's number of optimizer steps and is stepped after every batch.
+    ``net`` holds the arguments of :class:`lit_alexnet.AlexNet` (``towers``, ``norm``,
+    ``pooling``, ``activation``, ``dropout``, ``init``), the paper's net where left out.
+    ``optimizer`` and ``scheduler`` are factories, such as Hydra partials:
+    ``optimizer(params)`` and ``scheduler(optimizer)``. By default the paper's SGD
+    (:class:`lit_alexnet.PaperSGD`) with no schedule. A
+    :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` watches the validation top-1 error;
+    a factory that takes ``total_steps`` (one cycle) gets the run's number of optimizer steps
+    and is stepped after every batch.
 
     A validation or test batch of shape ``[B, n, 3, H, W]`` holds ``n`` views per image
     (the paper's ten crops, section 4.1); their softmax outputs are averaged.
@@ -54,20 +58,18 @@ class LitAlexNet(L.LightningModule):
     def __init__(
         self,
         num_classes: int = 1000,
-        towers: int = 2,
-        norm: str | Norm | Mapping[str, Any] = "lrn",
-        pooling: str | Pooling | Mapping[str, Any] = "overlap",
-        activation: str = "relu",
-        dropout: float = 0.5,
-        init: str = "paper",
+        net: Mapping[str, Any] | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        **flat_net: Any,
     ) -> None:
         super().__init__()
+        net = _nested_net(net, flat_net)
         # The run logs the whole resolved config itself; keep hparams for checkpoints only.
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
-        self.net = AlexNet(num_classes, towers, norm, pooling, activation, dropout, init)
+        self.save_hyperparameters("num_classes", "net", logger=False)
+        self.net = AlexNet(num_classes, **net)
         self.optimizer_factory = optimizer
+        self.train_images = 0  # seen by this process, for the run's images per second
         self.scheduler_factory = scheduler
         # One metric object per stage and k: torchmetrics accumulates each stage on its own.
         self.errors = nn.ModuleDict(
@@ -83,13 +85,21 @@ class LitAlexNet(L.LightningModule):
         """The paper's network with the quickstart's short-run recipe of ``conf/train.yaml``
         (He init, fused one-cycle AdamW), which learns in a few hundred steps where the
         paper's section 5 recipe, this class's default, stays at chance. ``overrides`` are
-        Hydra's, e.g. ``"optimizer.lr=1e-4"`` or ``"norm=none"``.
+        Hydra's, e.g. ``"optimizer.lr=1e-4"``, ``"norm=none"`` or ``"model.net.towers=1"``.
         """
-        from lit_alexnet.run import build_model, compose_train_config
+        from lit_alexnet.job import build_model, compose_train_config
 
         model = build_model(compose_train_config(overrides), num_classes)
         assert isinstance(model, cls)
         return model
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the datamodule's class names and mean with the weights (``predict`` reads
+        them), where the datamodule can say them."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        describe = getattr(datamodule, "preprocessing", None)
+        if callable(describe):
+            checkpoint[PREPROCESSING] = describe()
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits for ``[B, 3, 224, 224]`` images."""
@@ -105,6 +115,7 @@ class LitAlexNet(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
+        self.train_images += labels.shape[0]
         logits = self.net(images)
         loss = F.cross_entropy(logits, labels)
         self._log_errors("train", loss, logits, labels, on_step=True)
@@ -165,6 +176,21 @@ class LitAlexNet(L.LightningModule):
             config.scheduler.optimizer, total_steps=max(total_steps, done + 1), last_epoch=done - 1
         )
         return True
+
+
+# Checkpoints of lit_alexnet 0.1 hold the net's arguments beside num_classes, not under `net`.
+_FLAT_NET = ("towers", "norm", "pooling", "activation", "dropout", "init")
+
+
+def _nested_net(net: Mapping[str, Any] | None, flat: dict[str, Any]) -> dict[str, Any]:
+    """``net``, with the arguments of a checkpoint of the flat layout moved into it."""
+    unknown = sorted(set(flat) - set(_FLAT_NET))
+    if unknown:
+        raise TypeError(
+            f"LitAlexNet got unexpected arguments {unknown}: the network's arguments go in "
+            "net={...} (lit_alexnet.AlexNet's), e.g. LitAlexNet(10, net={'towers': 1})"
+        )
+    return {**(net or {}), **flat}
 
 
 def _takes_total_steps(factory: SchedulerFactory) -> bool:

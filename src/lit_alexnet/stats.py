@@ -4,7 +4,7 @@
     python -m lit_alexnet.stats data=folder data.root=/data/ilsvrc2012  # -> <root>/stats.npz
     python -m lit_alexnet.stats data.root=... out=/elsewhere/stats.npz verify=full
 
-The work is :func:`lit_alexnet.data.stats.compute_folder_stats`; this only reads the config.
+The work is :func:`lit_alexnet.data.dataset_stats.compute_folder_stats`; this only reads the config.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 
 from lit_alexnet.config import config_dir, register_configs, validate
 from lit_alexnet.data.builtin import BuiltinSpec, ensure_builtin_dataset
-from lit_alexnet.data.stats import STATS_FILENAME, DatasetStats, compute_folder_stats
-from lit_alexnet.data.verify import VERIFY_MODES
+from lit_alexnet.data.choices import check_data_options
+from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats, compute_folder_stats
 
 register_configs()
 
@@ -39,12 +39,7 @@ def summary(stats: DatasetStats) -> str:
 
 
 def _builtin_stats(data: DictConfig) -> None:
-    spec = BuiltinSpec(
-        num_classes=data.num_classes,
-        train_per_class=data.train_per_class,
-        val_per_class=data.val_per_class,
-        seed=data.seed,
-    )
+    spec = BuiltinSpec.take(dict(data))
     root = ensure_builtin_dataset(Path(data.cache_dir).expanduser(), spec)
     print(f"The built-in dataset is in {root}; its statistics, computed as it was generated:")
     print(f"{root / STATS_FILENAME}")
@@ -56,8 +51,7 @@ def main(cfg: DictConfig) -> None:
     """Compute and save the statistics of ``data.root``'s training split, or point at the
     built-in dataset's."""
     validate(cfg)
-    if cfg.verify not in VERIFY_MODES:
-        raise ValueError(f"verify={cfg.verify!r}: choose one of {list(VERIFY_MODES)}")
+    check_data_options(verify=cfg.verify)
     if "cache_dir" in cfg.data:
         _builtin_stats(cfg.data)
         return

@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lit_alexnet.config import config_dir, register_configs
-from lit_alexnet.run import train
+from lit_alexnet.job import train
 
 register_configs()
 

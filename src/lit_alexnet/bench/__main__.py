@@ -119,12 +119,9 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_data(args: argparse.Namespace) -> int:
-    from lit_alexnet.bench.data import (
-        default_cache_dir,
-        ensure_photo_dataset,
-        format_data_results,
-        run_data_benchmark,
-    )
+    from lit_alexnet.bench.data import format_data_results, run_data_benchmark
+    from lit_alexnet.bench.photos import ensure_photo_dataset
+    from lit_alexnet.data.builtin import default_cache_dir
 
     if args.root is not None:
         root, kind = args.root, "root"

@@ -23,58 +23,35 @@ whose decoding costs about what real photos' does.
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import os
-import shutil
 import statistics
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 from lit_alexnet.bench.model import machine_description
-from lit_alexnet.data.builtin import default_cache_dir
 from lit_alexnet.data.dali import DaliImageDataModule, resolve_device
 from lit_alexnet.data.folders import ImageList, scan_split
 from lit_alexnet.data.parallel import usable_cpus
-from lit_alexnet.data.stats import STATS_FILENAME, compute_stats, resize_centre_crop
 from lit_alexnet.data.torchvision import ImageFolderDataModule, ImageListDataset
 from lit_alexnet.data.transforms import train_transform
 from lit_alexnet.data.verify import check_image_list
 
 __all__ = [
     "KINDS",
-    "PHOTO_SIZE",
-    "default_cache_dir",
     "default_worker_counts",
-    "ensure_photo_dataset",
     "format_data_results",
-    "photo_dirname",
-    "render_photo",
     "run_data_benchmark",
 ]
 
 Kind = Literal["builtin", "photo"]
 KINDS: tuple[Kind, ...] = ("builtin", "photo")
-
-# ImageNet's most common size (width, height); the photo folder's every image has it.
-PHOTO_SIZE = (500, 375)
-PHOTO_QUALITY = 90
-PHOTO_CLASSES = 10
-# Bump whenever the drawing changes: it is part of the folder name, so stale caches are unused.
-PHOTO_VERSION = 1
-_PHOTO_SEED = 0
-_PHOTO_MARKER = "photo.json"
 
 DALI = "dali"
 TORCHVISION = "torchvision"
@@ -99,130 +76,6 @@ def default_thread_counts(cpus: int | None = None) -> list[int]:
     """DALI CPU threads to try: the usable cores, and one more."""
     cpus = usable_cpus() if cpus is None else cpus
     return [cpus, cpus + 1]
-
-
-# ----------------------------------------------------------------------------- photo folder
-
-
-def photo_dirname(images: int) -> str:
-    """The photo folder's name in the cache, e.g. ``bench-photo-n1024-v1``."""
-    return f"bench-photo-n{images}-v{PHOTO_VERSION}"
-
-
-def render_photo(index: int) -> bytes:
-    """The JPEG bytes of photo ``index``: smooth colour fields, shapes, blur and sensor noise.
-
-    Several octaves of random colour grids give the slow gradients and mid-scale texture of
-    photographs, and the noise the fine detail that makes JPEG decoding cost what it does for
-    real photos (files of about 65-90 KB at quality 90). Depends on ``index`` alone.
-    """
-    rng = np.random.default_rng(np.random.SeedSequence(_PHOTO_SEED, spawn_key=(index,)))
-    w, h = PHOTO_SIZE
-    field = np.zeros((h, w, 3), np.float32)
-    octaves = ((3, 1.0), (12, 0.35), (48, 0.15), (160, 0.12))  # (grid rows, amplitude)
-    for rows, amplitude in octaves:
-        grid = rng.integers(0, 256, size=(rows, rows * w // h + 1, 3), dtype=np.uint8)
-        smooth = Image.fromarray(grid).resize((w, h), Image.Resampling.BICUBIC)
-        field += np.float32(amplitude) * (np.asarray(smooth, np.float32) - np.float32(128))
-    # Scaled by the summed amplitudes, so the field spans about the full 0-255 range.
-    field *= np.float32(1.0 / sum(a for _, a in octaves))
-    field += np.float32(128)
-    image = Image.fromarray(np.clip(field, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(int(rng.integers(3, 9))):
-        x0, y0 = float(rng.uniform(-50, w)), float(rng.uniform(-50, h))
-        x1, y1 = x0 + float(rng.uniform(20, 200)), y0 + float(rng.uniform(20, 200))
-        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        shape = int(rng.integers(3))
-        if shape == 0:
-            draw.ellipse((x0, y0, x1, y1), fill=colour)
-        elif shape == 1:
-            draw.rectangle((x0, y0, x1, y1), fill=colour)
-        else:
-            corners = rng.uniform((x0, y0), (x1, y1), size=(int(rng.integers(3, 7)), 2))
-            draw.polygon([(float(x), float(y)) for x, y in corners], fill=colour)
-    # A lens's softness, then noise: luminance noise shared by the channels, and some chroma.
-    image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
-    pixels = np.asarray(image, np.float32)
-    pixels = pixels + rng.normal(0.0, rng.uniform(6.0, 12.0), size=(h, w, 1)).astype(np.float32)
-    pixels += rng.normal(0.0, 3.0, size=(h, w, 3)).astype(np.float32)
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
-        buffer, format="JPEG", quality=PHOTO_QUALITY
-    )
-    return buffer.getvalue()
-
-
-def _photo_path(root: Path, index: int) -> Path:
-    return root / "train" / f"c{index % PHOTO_CLASSES:02d}" / f"{index:06d}.jpg"
-
-
-def _photo_fingerprint(images: int) -> dict[str, Any]:
-    return {
-        "images": images,
-        "size": list(PHOTO_SIZE),
-        "quality": PHOTO_QUALITY,
-        "classes": PHOTO_CLASSES,
-        "version": PHOTO_VERSION,
-    }
-
-
-def ensure_photo_dataset(cache_dir: str | Path, images: int) -> Path:
-    """Return the root of ``images`` photo-like JPEGs, generating them first if absent.
-
-    The root holds ``train/c00 .. c09/*.jpg`` (image ``i`` in class ``i % 10``) and the
-    training statistics in ``stats.npz``, so the mean image is subtracted as for a real
-    dataset. Written into a temporary sibling folder renamed into place at the end, so a killed
-    run never leaves a folder that looks complete; when processes race, the first rename wins.
-    """
-    if images < 1:
-        raise ValueError(f"images={images!r} must be positive")
-    cache_dir = Path(cache_dir).expanduser()
-    root = cache_dir / photo_dirname(images)
-    if _photo_complete(root, images):
-        return root
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
-    try:
-        _generate_photos(tmp, images)
-        try:
-            if root.is_dir() and not any(root.iterdir()):
-                root.rmdir()  # an empty folder would block the rename
-            os.replace(tmp, root)
-        except OSError:
-            if not _photo_complete(root, images):  # else another process won the race
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
-
-
-def _photo_complete(root: Path, images: int) -> bool:
-    marker = root / _PHOTO_MARKER
-    if not marker.is_file():
-        if root.exists() and any(root.iterdir()):
-            raise RuntimeError(f"{root} exists but is no complete photo folder; delete it")
-        return False
-    if json.loads(marker.read_text()) != _photo_fingerprint(images):
-        raise RuntimeError(f"{root} holds a different photo folder; delete it to regenerate")
-    return True
-
-
-def _generate_photos(tmp: Path, images: int) -> None:
-    for label in range(min(images, PHOTO_CLASSES)):
-        _photo_path(tmp, label).parent.mkdir(parents=True)
-
-    def work(index: int) -> np.ndarray:
-        data = render_photo(index)
-        _photo_path(tmp, index).write_bytes(data)
-        # Statistics of the decoded file, as training will read it.
-        return resize_centre_crop(data)
-
-    print(f"Generating {images} photo-like JPEGs in {tmp.parent}", file=sys.stderr)
-    # numpy and Pillow release the GIL in the heavy parts, so threads use the cores.
-    with ThreadPoolExecutor(max(1, min(8, usable_cpus()))) as pool:
-        compute_stats(pool.map(work, range(images))).save(tmp / STATS_FILENAME)
-    (tmp / _PHOTO_MARKER).write_text(json.dumps(_photo_fingerprint(images)) + "\n")
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -421,14 +274,13 @@ def run_data_benchmark(
             f"need batch_size >= 1, repeats >= 1, warmup >= 0, images >= 1; got {batch_size}, "
             f"{repeats}, {warmup}, {images}"
         )
-    workers = default_worker_counts() if workers is None else list(workers)
+    workers = list(dict.fromkeys(default_worker_counts() if workers is None else workers))
     if not workers or min(workers) < 0:
         raise ValueError(f"workers={workers!r}: give one or more counts >= 0")
-    say = log or (lambda line: None)
-    root = Path(root).expanduser()
-    threads = default_thread_counts() if threads is None else list(dict.fromkeys(threads))
+    threads = list(dict.fromkeys(default_thread_counts() if threads is None else threads))
     if not threads or min(threads) < 1:
         raise ValueError(f"threads={threads!r}: give one or more counts >= 1")
+    root = Path(root).expanduser()
     load_before = machine_description()["load_average_1min"]
     dali_device = resolve_device(device)
     cuda = dali_device == "gpu"
@@ -441,9 +293,8 @@ def run_data_benchmark(
         # Fixed seeds: both loaders see the same kind of random stream on every run.
         torch.manual_seed(0)
         files, split_size = _train_files(root, images)
-        entries = []
-        for count in threads:
-            dali = _DaliTrain(
+        dali_modules = [
+            _DaliTrain(
                 root,
                 files,
                 batch_size=batch_size,
@@ -451,52 +302,30 @@ def run_data_benchmark(
                 num_threads=count,
                 pipeline_seed=0,
             )
-            dali.setup("fit")
-            config = f"{dali_device}, {count} thread{'s' if count != 1 else ''}"
-            entries.append(_Entry(DALI, config, dali.train_dataloader()))
-        for count in dict.fromkeys(workers):  # unique, in the order given
-            module = _TorchvisionTrain(root, files, batch_size=batch_size, num_workers=count)
-            module.setup("fit")
-            config = f"{count} worker{'s' if count != 1 else ''}"
-            entries.append(_Entry(TORCHVISION, config, module.train_dataloader(), gpu))
-        stats = dali.dataset_stats()
-
-        for entry in entries:
-            for _ in range(warmup):
-                _epoch(entry, cuda)
-            say(f"warmed up {entry.loader} ({entry.config})")
-        for rep in range(repeats):
-            # Rotated, so no configuration always follows the same one.
-            shift = rep % len(entries)
-            for entry in entries[shift:] + entries[:shift]:
-                count, seconds = _epoch(entry, cuda)
-                if count != len(files):
-                    raise RuntimeError(f"{entry.loader} read {count} images, not {len(files)}")
-                entry.rates.append(count / seconds)
-            say(
-                f"round {rep + 1}/{repeats}: "
-                + ", ".join(f"{e.loader} {e.config} {e.rates[-1]:.1f}/s" for e in entries)
+            for count in threads
+        ]
+        entries = [
+            _Entry(DALI, f"{dali_device}, {_plural(count, 'thread')}", _train_loader(module))
+            for count, module in zip(threads, dali_modules, strict=True)
+        ]
+        entries += [
+            _Entry(
+                TORCHVISION,
+                _plural(count, "worker"),
+                _train_loader(
+                    _TorchvisionTrain(root, files, batch_size=batch_size, num_workers=count)
+                ),
+                gpu,
             )
+            for count in workers
+        ]
+        _time_rounds(entries, len(files), repeats, warmup, cuda, log or (lambda line: None))
     machine = machine_description()
     machine["load_average_1min_before"] = load_before
-
-    rows: list[dict[str, Any]] = [
-        {
-            "loader": e.loader,
-            "config": e.config,
-            "images_per_s": statistics.median(e.rates),
-            "min": min(e.rates),
-            "max": max(e.rates),
-            "all": e.rates,
-        }
-        for e in entries
-    ]
-
-    def best_of(loader: str) -> int:
-        indices = [i for i, row in enumerate(rows) if row["loader"] == loader]
-        return max(indices, key=lambda i: rows[i]["images_per_s"])
-
-    best, best_dali = best_of(TORCHVISION), best_of(DALI)
+    rows = [_row(entry) for entry in entries]
+    best, best_dali = _best(rows, TORCHVISION), _best(rows, DALI)
+    dali = dali_modules[0]
+    stats = dali.dataset_stats()
     return {
         "machine": machine,
         "versions": _versions(),
@@ -519,7 +348,7 @@ def run_data_benchmark(
             "batch_size": batch_size,
             "repeats": repeats,
             "warmup": warmup,
-            "workers": list(dict.fromkeys(workers)),
+            "workers": workers,
             "threads": threads,
             "device": device,
             "lighting_std": dali.lighting_std,
@@ -529,6 +358,60 @@ def run_data_benchmark(
         "best_dali": best_dali,
         "ratio": rows[best_dali]["images_per_s"] / rows[best]["images_per_s"],
     }
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def _train_loader(module: DaliImageDataModule | ImageFolderDataModule) -> Iterable[Any]:
+    module.setup("fit")
+    return module.train_dataloader()
+
+
+def _time_rounds(
+    entries: Sequence[_Entry],
+    images: int,
+    repeats: int,
+    warmup: int,
+    cuda: bool,
+    say: Callable[[str], None],
+) -> None:
+    """Warm every loader up, then time ``repeats`` epochs of each in rotating turns."""
+    for entry in entries:
+        for _ in range(warmup):
+            _epoch(entry, cuda)
+        say(f"warmed up {entry.loader} ({entry.config})")
+    for rep in range(repeats):
+        # Rotated, so no configuration always follows the same one.
+        shift = rep % len(entries)
+        for entry in [*entries[shift:], *entries[:shift]]:
+            count, seconds = _epoch(entry, cuda)
+            if count != images:
+                raise RuntimeError(f"{entry.loader} read {count} images, not {images}")
+            entry.rates.append(count / seconds)
+        say(
+            f"round {rep + 1}/{repeats}: "
+            + ", ".join(f"{e.loader} {e.config} {e.rates[-1]:.1f}/s" for e in entries)
+        )
+
+
+def _row(entry: _Entry) -> dict[str, Any]:
+    rates = entry.rates
+    return {
+        "loader": entry.loader,
+        "config": entry.config,
+        "images_per_s": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "all": rates,
+    }
+
+
+def _best(rows: Sequence[dict[str, Any]], loader: str) -> int:
+    """The index of ``loader``'s fastest row."""
+    indices = [i for i, row in enumerate(rows) if row["loader"] == loader]
+    return max(indices, key=lambda i: rows[i]["images_per_s"])
 
 
 def _versions() -> dict[str, str]:

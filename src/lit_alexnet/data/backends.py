@@ -14,15 +14,14 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from lit_alexnet.data import dali
 from lit_alexnet.data.base import FolderDataModule
-from lit_alexnet.data.choices import BACKENDS
+from lit_alexnet.data.choices import check_data_options
 from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
 
 
 @functools.cache
 def resolve_backend(backend: str) -> str:
     """``"dali"`` or ``"torchvision"``; ``"auto"`` falls back to torchvision without DALI."""
-    if backend not in BACKENDS:
-        raise ValueError(f"data.backend={backend!r}: choose one of {list(BACKENDS)}")
+    check_data_options(backend=backend)
     if backend == "auto":
         if dali.dali_available():
             return "dali"

@@ -8,22 +8,16 @@ the same files with the same class indices.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lit_alexnet.data.builtin import BuiltinSpec, default_cache_dir, ensure_builtin_dataset
-from lit_alexnet.data.choices import (
-    BAD_FILE_POLICIES,
-    MEAN_MODES,
-    VERIFY_MODES,
-    VIEWS,
-    MeanMode,
-    Views,
-)
+from lit_alexnet.data.choices import LIGHTING_STD, MeanMode, Views, check_data_options
+from lit_alexnet.data.dataset_stats import IMAGENET_STATS, STATS_FILENAME, DatasetStats
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
-from lit_alexnet.data.stats import IMAGENET_STATS, STATS_FILENAME, DatasetStats
+from lit_alexnet.data.transforms import mean_tensor
 from lit_alexnet.data.verify import check_image_list
 
 
@@ -32,18 +26,13 @@ class FolderOptions(TypedDict, total=False):
     typed for ``**kwargs`` (PEP 692); each is described in the class docstring."""
 
     mean: MeanMode  # "image": the mean image (section 2); "channel": per-channel means
-    lighting_std: float  # the PCA lighting's sigma (section 4.1: 0.1); 0 turns it off
+    lighting_std: float  # the PCA lighting's sigma (section 4.1); 0 turns it off
     val_views: Views  # "center" or "ten_crop" (section 4.1)
     test_views: Views
     val_labels: str | Path | None  # labels of a flat root/val folder (ImageNet's)
     stats: str | Path | None  # a stats.npz; default root/stats.npz, else ImageNet's figures
     verify: str  # "fast", "full" or "off"
     bad_files: str  # "skip" or "error"
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: choose one of {list(choices)}")
 
 
 class FolderDataModule(L.LightningDataModule):
@@ -66,7 +55,7 @@ class FolderDataModule(L.LightningDataModule):
         root: str | Path,
         batch_size: int = 128,
         mean: MeanMode = "image",
-        lighting_std: float = 0.1,
+        lighting_std: float = LIGHTING_STD,
         val_views: Views = "center",
         test_views: Views = "ten_crop",
         val_labels: str | Path | None = None,
@@ -75,15 +64,15 @@ class FolderDataModule(L.LightningDataModule):
         bad_files: str = "skip",
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be positive")
-        if lighting_std < 0:
-            raise ValueError(f"lighting_std={lighting_std!r} must be non-negative")
-        _choice("mean", mean, MEAN_MODES)
-        _choice("val_views", val_views, VIEWS)
-        _choice("test_views", test_views, VIEWS)
-        _choice("verify", verify, VERIFY_MODES)
-        _choice("bad_files", bad_files, BAD_FILE_POLICIES)
+        check_data_options(
+            batch_size=batch_size,
+            mean=mean,
+            lighting_std=lighting_std,
+            val_views=val_views,
+            test_views=test_views,
+            verify=verify,
+            bad_files=bad_files,
+        )
         self.root = Path(root).expanduser()
         self.batch_size = batch_size
         self.mean = mean
@@ -113,6 +102,15 @@ class FolderDataModule(L.LightningDataModule):
             )
         return self._lists[split]
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What inference on a new image needs, saved with each checkpoint: the class names
+        (in index order) and the mean subtracted in training (0-255, ``(3, 256, 256)`` for the
+        mean image or ``(3, 1, 1)``)."""
+        return {
+            "class_names": list(self.image_list("train").classes),
+            "mean": mean_tensor(self.dataset_stats(), self.mean),
+        }
+
     def dataset_stats(self) -> DatasetStats:
         """The training set's mean and RGB principal components (see the class docstring)."""
         if self._stats is None:
@@ -141,21 +139,10 @@ class BuiltinMixin:
     without ImageNet; see :mod:`lit_alexnet.data.builtin` for what the classes are.
     """
 
-    def __init__(
-        self,
-        cache_dir: str | Path | None = None,
-        num_classes: int = 10,
-        train_per_class: int = 100,
-        val_per_class: int = 30,
-        seed: int = 0,
-        **kwargs: object,
-    ) -> None:
-        self.spec = BuiltinSpec(
-            num_classes=num_classes,
-            train_per_class=train_per_class,
-            val_per_class=val_per_class,
-            seed=seed,
-        )
+    def __init__(self, cache_dir: str | Path | None = None, **kwargs: Any) -> None:
+        # The spec's fields (num_classes, train_per_class, val_per_class, seed, ...) say what
+        # to generate; the rest are FolderDataModule's.
+        self.spec = BuiltinSpec.take(kwargs)
         self.cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
         super().__init__(self.cache_dir / self.spec.dirname, **kwargs)  # type: ignore[call-arg]
 

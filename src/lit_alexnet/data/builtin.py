@@ -5,7 +5,7 @@ the whole real path: JPEG files of varied sizes on disk in ImageFolder layout, d
 augmented like ImageNet. This module draws such a dataset: shapes and textures at random
 positions, scales, rotations and colours, written as JPEGs under
 ``<cache_dir>/<spec.dirname>/{train,val}/<class>/*.jpg`` with the training set's statistics
-beside them in ``stats.npz`` (see :mod:`lit_alexnet.data.stats`).
+beside them in ``stats.npz`` (see :mod:`lit_alexnet.data.dataset_stats`).
 
 Foreground and background colours come from one distribution for every class, so only the
 shape tells the classes apart. Every image has its own random generator seeded from
@@ -21,19 +21,19 @@ import json
 import logging
 import math
 import os
-import shutil
-import socket
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from lit_alexnet.checks import check
+from lit_alexnet.data.cache import ensure_generated, is_complete
+from lit_alexnet.data.dataset_stats import STATS_FILENAME, compute_stats, resize_centre_crop
 from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
-from lit_alexnet.data.stats import STATS_FILENAME, compute_stats, resize_centre_crop
 
 __all__ = [
     "CLASS_NAMES",
@@ -99,30 +99,41 @@ class BuiltinSpec:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"BuiltinSpec.{name} must be an integer, got {value!r}")
-        if not 2 <= self.num_classes <= len(CLASS_NAMES):
-            raise ValueError(
-                f"BuiltinSpec.num_classes must be between 2 and {len(CLASS_NAMES)}, "
-                f"got {self.num_classes}"
+            check(
+                isinstance(value, int) and not isinstance(value, bool),
+                name,
+                value,
+                "must be an integer",
             )
+        most = len(CLASS_NAMES)
+        check(
+            2 <= self.num_classes <= most,
+            "num_classes",
+            self.num_classes,
+            f"must be between 2 and {most}",
+        )
         for name in ("train_per_class", "val_per_class"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"BuiltinSpec.{name} must be positive, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise ValueError(f"BuiltinSpec.seed must be non-negative, got {self.seed}")
+            check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        check(self.seed >= 0, "seed", self.seed, "must be >= 0")
         # Below this the smallest shapes and textures stop being recognisable.
-        if self.min_side < 64:
-            raise ValueError(f"BuiltinSpec.min_side must be at least 64, got {self.min_side}")
-        if self.max_side < self.min_side:
-            raise ValueError(
-                f"BuiltinSpec.max_side must be at least min_side ({self.min_side}), "
-                f"got {self.max_side}"
-            )
-        if not 1 <= self.jpeg_quality <= 95:
-            raise ValueError(
-                f"BuiltinSpec.jpeg_quality must be between 1 and 95, got {self.jpeg_quality}"
-            )
+        check(self.min_side >= 64, "min_side", self.min_side, "must be at least 64")
+        check(
+            self.max_side >= self.min_side,
+            "max_side",
+            self.max_side,
+            f"must be at least min_side ({self.min_side})",
+        )
+        check(
+            1 <= self.jpeg_quality <= 95,
+            "jpeg_quality",
+            self.jpeg_quality,
+            "must be between 1 and 95",
+        )
+
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> BuiltinSpec:
+        """The spec of those of its fields that ``options`` holds, which are removed from it."""
+        return cls(**{f.name: options.pop(f.name) for f in fields(cls) if f.name in options})
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -161,66 +172,11 @@ def ensure_builtin_dataset(cache_dir: str | Path, spec: BuiltinSpec | None = Non
     and the others throw their copy away.
     """
     spec = BuiltinSpec() if spec is None else spec
-    cache_dir = Path(cache_dir).expanduser()
-    root = cache_dir / spec.dirname
-    if _is_complete(root, spec):
-        return root
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(cache_dir, spec.dirname)
-
-    tmp = cache_dir / f".{spec.dirname}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
-    log.info("Generating the built-in dataset (%s) in %s", spec.dirname, cache_dir)
-    try:
-        _generate(tmp, spec)
-        try:
-            if root.is_dir() and not any(root.iterdir()):
-                root.rmdir()  # an empty folder holds nothing to lose and would block the rename
-            os.replace(tmp, root)
-        except OSError:
-            # Another process finished first; its copy is byte-identical to ours.
-            if not _is_complete(root, spec):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if not _is_complete(root, spec):
-        raise RuntimeError(f"{root} exists but is not a complete built-in dataset for {spec}")
-    return root
-
-
-def _is_complete(root: Path, spec: BuiltinSpec) -> bool:
-    marker = root / SPEC_FILENAME
-    if not marker.is_file():
-        if root.exists() and any(root.iterdir()):
-            raise RuntimeError(
-                f"{root} exists but was not written by lit_alexnet's built-in dataset "
-                f"generator (no {SPEC_FILENAME}); delete it to regenerate"
-            )
-        return False
-    found = marker.read_text()
-    if json.loads(found) != json.loads(spec.fingerprint()):
-        raise RuntimeError(f"{root} holds a different dataset ({found}); delete it to regenerate")
-    return True
-
-
-def _remove_stale_temps(cache_dir: Path, dirname: str) -> None:
-    """Delete temporary folders left by killed runs on this host (live ones are in use)."""
-    prefix = f".{dirname}.tmp-"
-    for path in cache_dir.glob(prefix + "*"):
-        parts = path.name[len(prefix) :].rsplit("-", 2)  # host (may hold "-"), pid, token
-        host, pid = (parts[0], parts[1]) if len(parts) == 3 else ("", "")
-        # Another machine's, on a shared file system, is not ours to judge.
-        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    root = Path(cache_dir).expanduser() / spec.dirname
+    fingerprint = json.loads(spec.fingerprint())
+    if not is_complete(root, SPEC_FILENAME, fingerprint):
+        log.info("Generating the built-in dataset (%s) in %s", spec.dirname, root.parent)
+    return ensure_generated(root, SPEC_FILENAME, fingerprint, lambda tmp: _generate(tmp, spec))
 
 
 @dataclass(frozen=True)
@@ -261,7 +217,6 @@ def _generate(tmp: Path, spec: BuiltinSpec) -> None:
 
         stats = compute_stats(crops())
     stats.save(tmp / STATS_FILENAME)
-    (tmp / SPEC_FILENAME).write_text(spec.fingerprint() + "\n")
 
 
 def _encode_jpeg(image: np.ndarray, spec: BuiltinSpec) -> bytes:

@@ -21,9 +21,9 @@ from typing_extensions import Unpack
 
 from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Views
 from lit_alexnet.data.choices import DEVICES, Device
+from lit_alexnet.data.dataset_stats import DatasetStats
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.parallel import usable_cpus
-from lit_alexnet.data.stats import DatasetStats
 from lit_alexnet.data.transforms import PIXEL_SCALE, mean_tensor
 
 DALI_IMPORT_ERROR: ImportError | None = None

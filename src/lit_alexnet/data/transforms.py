@@ -6,8 +6,8 @@ The network is fed the raw RGB values, 0-255 as float32, minus the training-set 
 patch, flips it horizontally with probability 0.5 and adds PCA lighting noise (section 4.1);
 validation takes the centre patch; test time can average the ten patches of section 4.1.
 
-Statistics (:class:`~lit_alexnet.data.stats.DatasetStats`) are on the 0-1 scale, so means and
-lighting offsets are multiplied by 255 here.
+Statistics (:class:`~lit_alexnet.data.dataset_stats.DatasetStats`) are on the 0-1 scale, so
+means and lighting offsets are multiplied by 255 here.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor, nn
 
-from lit_alexnet.data.choices import MEAN_MODES
-from lit_alexnet.data.stats import DatasetStats
+from lit_alexnet.data.choices import LIGHTING_STD, MEAN_MODES
+from lit_alexnet.data.dataset_stats import DatasetStats
 
 __all__ = [
     "MEAN_MODES",
@@ -261,7 +261,7 @@ def train_transform(
     resize: int = 256,
     crop: int = 224,
     mean: str = "image",
-    lighting_std: float = 0.1,
+    lighting_std: float = LIGHTING_STD,
 ) -> Callable[[PIL.Image.Image], Tensor]:
     """Training preprocessing (sections 2 and 4.1): PIL image -> float32 (3, crop, crop)."""
     lighting = PCALighting(stats.eigval, stats.eigvec, std=lighting_std)

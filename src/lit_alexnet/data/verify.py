@@ -22,6 +22,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from lit_alexnet.checks import check_choice
 from lit_alexnet.data.choices import BAD_FILE_POLICIES, VERIFY_MODES
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.parallel import progress_bar, usable_cpus
@@ -83,7 +84,7 @@ def find_bad_files(
             and every core busy in full mode.
         progress: show a progress bar (on stderr) when there are many files.
     """
-    _choice("mode", mode, VERIFY_MODES)
+    check_choice("mode", mode, VERIFY_MODES)
     if mode == "off" or not paths:
         return []
     check = _check_fast if mode == "fast" else _check_full
@@ -134,8 +135,8 @@ def check_image_list(
             ``"error"`` raises :class:`BadFilesError` naming them.
         what: where the files are from (e.g. ``/data/ilsvrc2012/train``), for the report.
     """
-    _choice("mode", mode, VERIFY_MODES)
-    _choice("on_bad", on_bad, BAD_FILE_POLICIES)
+    check_choice("mode", mode, VERIFY_MODES)
+    check_choice("on_bad", on_bad, BAD_FILE_POLICIES)
     bad = find_bad_files(images.files, mode=mode)
     if not bad:
         return images
@@ -146,11 +147,6 @@ def check_image_list(
         )
     log.warning("%s\nThese files are left out (data.bad_files=skip).", report)
     return images.without([b.path for b in bad])
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: choose one of {list(choices)}")
 
 
 def _check_fast(path: Path) -> BadFile | None:

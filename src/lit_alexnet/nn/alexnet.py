@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 import torch
 from torch import Tensor, nn
 
+from lit_alexnet.checks import check, check_choice
 from lit_alexnet.nn.lrn import LocalResponseNorm
 
 INPUT_SIZE = 224
@@ -34,27 +35,49 @@ WIDTHS = dict(conv1=96, conv2=256, conv3=384, conv4=384, conv5=256, fc6=4096, fc
 BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")  # section 5: "accelerates early learning"
 INITS = ("paper", "torch", "kaiming")
 NORMS = ("lrn", "none", "batch")
+FEATURE_LAYERS = ("pool5", "fc6", "fc7", "fc8")
 
 
-@dataclass(frozen=True)
+# Section 3.4's pooling and its comparison, both 6x6 after pool5 at 224x224 input.
+POOLINGS = {"overlap": (3, 2), "standard": (2, 2)}
+
+
+@dataclass
 class Pooling:
-    """Max-pooling geometry (section 3.4): overlapping 3/2 in the paper, 2/2 "standard"."""
+    """Max-pooling geometry (section 3.4): overlapping 3/2 in the paper, 2/2 "standard".
 
-    kernel_size: int = 3
-    stride: int = 2
+    ``kernel_size`` and ``stride`` default to the preset ``name``'s; give them to change it.
+    """
 
-    @classmethod
-    def named(cls, name: str) -> Pooling:
-        """``"overlap"`` (3x3, stride 2) or ``"standard"`` (2x2, stride 2)."""
-        presets = {"overlap": cls(3, 2), "standard": cls(2, 2)}
-        if name not in presets:
-            raise ValueError(f"pooling={name!r}: choose one of {sorted(presets)}")
-        return presets[name]
+    name: str = "overlap"
+    kernel_size: int | None = None
+    stride: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("name", self.name, POOLINGS)
+        kernel, stride = self.window
+        check(kernel >= 1, "kernel_size", kernel, "must be >= 1")
+        check(stride >= 1, "stride", stride, "must be >= 1")
+        last = feature_map_sizes(self)[-1]
+        check(last >= 1, "name", self.name, "leaves no spatial extent at 224x224 input")
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """``(kernel_size, stride)``, each the preset's where it is None."""
+        kernel, stride = POOLINGS[self.name]
+        return (
+            kernel if self.kernel_size is None else self.kernel_size,
+            stride if self.stride is None else self.stride,
+        )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Norm:
-    """Normalisation after conv1 and conv2: the paper's LRN (section 3.3), none, or batch norm."""
+    """Normalisation after conv1 and conv2: the paper's LRN (section 3.3), none, or batch norm.
+
+    ``b = a / (k + alpha * sum of a^2 over size neighbouring maps) ** beta``, with the paper's
+    figures as defaults; they are unused by ``"none"`` and ``"batch"``.
+    """
 
     name: str = "lrn"
     size: int = 5
@@ -62,28 +85,35 @@ class Norm:
     beta: float = 0.75
     k: float = 2.0
 
+    def __post_init__(self) -> None:
+        check_choice("name", self.name, NORMS)
+        check(self.size >= 1, "size", self.size, "must be a positive number of maps")
+        check(self.alpha >= 0, "alpha", self.alpha, "must be non-negative")
+        check(self.k > 0, "k", self.k, "must be positive")
+
     def layer(self, channels: int) -> nn.Module:
         """The normalisation layer for ``channels`` maps of one tower."""
         if self.name == "lrn":
             return LocalResponseNorm(self.size, self.alpha, self.beta, self.k)
         if self.name == "batch":
             return nn.BatchNorm2d(channels)
-        if self.name == "none":
-            return nn.Identity()
-        raise ValueError(f"norm={self.name!r}: choose one of {list(NORMS)}")
+        return nn.Identity()
 
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
-def _activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation={name!r}: choose one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+def check_arguments(towers: int, activation: str, dropout: float, init: str) -> None:
+    """Refuse the arguments of :class:`AlexNet` that no network has, naming the argument."""
+    check(towers in (1, 2), "towers", towers, "must be 2 (the paper's layout) or 1 (ungrouped)")
+    check_choice("activation", activation, sorted(ACTIVATIONS))
+    check(0 <= dropout < 1, "dropout", dropout, "must be in [0, 1)")
+    check_choice("init", init, INITS)
 
 
 def _pooled(size: int, pool: Pooling) -> int:
-    return (size - pool.kernel_size) // pool.stride + 1
+    kernel, stride = pool.window
+    return (size - kernel) // stride + 1
 
 
 def feature_map_sizes(pooling: Pooling, input_size: int = INPUT_SIZE) -> tuple[int, ...]:
@@ -115,8 +145,8 @@ class Tower(nn.Module):
         self.conv5 = nn.Conv2d(w["conv4"], w["conv5"], kernel_size=3, padding=1)
         self.fc6 = nn.Linear(WIDTHS["conv5"] * pool5 * pool5, w["fc6"])
         self.fc7 = nn.Linear(WIDTHS["fc6"], w["fc7"])
-        self.act = _activation(activation)
-        self.pool = nn.MaxPool2d(pooling.kernel_size, pooling.stride)
+        self.act = ACTIVATIONS[activation]()
+        self.pool = nn.MaxPool2d(*pooling.window)
         self.dropout = nn.Dropout(dropout)
 
     def lower(self, image: Tensor) -> Tensor:
@@ -166,19 +196,11 @@ class AlexNet(nn.Module):
         init: str = "paper",
     ) -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"init={init!r}: choose one of {list(INITS)}")
-        if towers not in (1, 2):
-            raise ValueError(f"towers={towers!r}: choose 2 (the paper's layout) or 1 (ungrouped)")
-        if num_classes < 1:
-            raise ValueError(f"num_classes={num_classes!r} must be positive")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
-        norm_spec = _spec(Norm, norm, Norm)
-        pool_spec = _spec(Pooling, pooling, Pooling.named)
+        check(num_classes >= 1, "num_classes", num_classes, "must be positive")
+        check_arguments(towers, activation, dropout, init)
+        norm_spec = _spec(Norm, norm)
+        pool_spec = _spec(Pooling, pooling)
         self.map_sizes = feature_map_sizes(pool_spec)
-        if self.map_sizes[-1] < 1:
-            raise ValueError(f"pooling {pool_spec} leaves no spatial extent for 224x224 input")
         self.towers = nn.ModuleList(
             Tower(towers, norm_spec, pool_spec, activation, dropout, self.map_sizes[-1])
             for _ in range(towers)
@@ -222,15 +244,34 @@ class AlexNet(nn.Module):
 
     def forward_features(self, image: Tensor) -> Tensor:
         """The pooled conv5 maps of all towers, ``[B, 256, 6, 6]`` for 224x224 input."""
-        return _gather(self._conv_maps(image), self.fc8.weight.device)
+        return self.features(image, layer="pool5")
+
+    def features(self, image: Tensor, layer: str = "fc7") -> Tensor:
+        """The activations at ``layer``, for reuse as a feature extractor.
+
+        ``"pool5"``: the pooled conv5 maps ``[B, 256, 6, 6]``; ``"fc6"``, ``"fc7"``: the
+        4096-d vectors after ReLU (and after dropout in training mode; call ``eval()`` first),
+        both towers' halves side by side; ``"fc8"``: the logits. Section 6.1 (Figure 4)
+        compares images by the Euclidean distance of their fc7 vectors.
+        """
+        check_choice("layer", layer, FEATURE_LAYERS)
+        out = self.fc8.weight.device
+        maps = self._conv_maps(image)
+        if layer == "pool5":
+            return _gather(maps, out)
+        # Flattening each tower's maps and concatenating is flattening the concatenated maps.
+        x = [m.flatten(1) for m in maps]
+        x = [tower.head6(_gather(x, _device(tower))) for tower in self._towers]
+        if layer == "fc6":
+            return _gather(x, out)
+        x = [tower.head7(_gather(x, _device(tower))) for tower in self._towers]
+        if layer == "fc7":
+            return _gather(x, out)
+        return self.fc8(_gather(x, out))
 
     def forward(self, image: Tensor) -> Tensor:
         """Class scores (logits) for a batch of ``[B, 3, 224, 224]`` mean-subtracted images."""
-        # Flattening each tower's maps and concatenating is flattening the concatenated maps.
-        x = [maps.flatten(1) for maps in self._conv_maps(image)]
-        x = [tower.head6(_gather(x, _device(tower))) for tower in self._towers]
-        x = [tower.head7(_gather(x, _device(tower))) for tower in self._towers]
-        return self.fc8(_gather(x, self.fc8.weight.device))
+        return self.features(image, layer="fc8")
 
     @property
     def _towers(self) -> Sequence[Tower]:
@@ -249,13 +290,16 @@ def _gather(parts: Sequence[Tensor], device: torch.device) -> Tensor:
 Spec = TypeVar("Spec", Norm, Pooling)
 
 
-def _spec(cls: type[Spec], value: Any, from_name: Callable[[str], Spec]) -> Spec:
+def _spec(cls: type[Spec], value: Spec | str | Mapping[str, Any]) -> Spec:
     """A Norm or Pooling from itself, a preset name, or a mapping such as a Hydra config."""
     if isinstance(value, cls):
         return value
-    if isinstance(value, str):
-        return from_name(value)
-    if isinstance(value, Mapping):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in value.items() if k in names})
+    try:
+        if isinstance(value, str):
+            return cls(name=value)
+        if isinstance(value, Mapping):
+            names = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in value.items() if k in names})
+    except ValueError as e:  # name the argument: "norm.name='lrm': ..."
+        raise ValueError(f"{cls.__name__.lower()}.{e}") from None
     raise TypeError(f"expected a str, a mapping or {cls.__name__}, got {value!r}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,12 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from lit_alexnet import __version__
 from lit_alexnet.config import validate
 from lit_alexnet.console import quiet_console
+from lit_alexnet.module import MONITOR
 from lit_alexnet.precision import AUTO, auto_precision
+from lit_alexnet.runs import write_results
 
 
 def output_dir() -> Path:
@@ -69,8 +74,6 @@ def build_model(cfg: DictConfig, num_classes: int) -> L.LightningModule:
         cfg.model,
         _convert_="all",  # plain hyperparameters, so checkpoints load with weights_only=True
         num_classes=num_classes,
-        norm=OmegaConf.to_container(cfg.norm),
-        pooling=OmegaConf.to_container(cfg.pooling),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.scheduler is not None else None,
     )
@@ -103,12 +106,22 @@ def train(cfg: DictConfig) -> float:
 
     A config refused before training leaves no output folder behind; Ctrl-C saves
     ``last.ckpt``, says where it is and exits with 130, the shell's code for an interrupt.
+    ``results.json`` in the output directory says how the job stands or ended
+    (:mod:`lit_alexnet.runs`).
     """
+    started = time.monotonic()
     try:
         datamodule, model, trainer = build(cfg)
     except Exception:
         _remove_unused(output_dir())
         raise
+    record: dict[str, Any] = {
+        "status": "running",
+        "overrides": _job_overrides(),
+        "version": __version__,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_results(output_dir(), record)
     lines: list[str] = []
     try:
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
@@ -119,6 +132,7 @@ def train(cfg: DictConfig) -> float:
         except SystemExit:
             if not trainer.interrupted:
                 raise
+            record["status"] = "interrupted"
             last = output_dir() / "checkpoints" / "last.ckpt"
             lines.append(
                 f"interrupted: resume with ckpt_path={_shown(last)}"
@@ -126,31 +140,60 @@ def train(cfg: DictConfig) -> float:
                 else "interrupted before the first checkpoint: nothing to resume from"
             )
             raise SystemExit(130) from None
-        if "val/top1_error" not in trainer.callback_metrics:
+        fit_s = time.monotonic() - started
+        if MONITOR not in trainer.callback_metrics:
             # The last epoch was not one that validates (check_val_every_n_epoch).
             trainer.validate(model, datamodule=datamodule, verbose=False)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        top1 = metrics["val/top1_error"]
+        top1, top5 = metrics[MONITOR], metrics["val/top5_error"]
+        record["val"] = {"top1_error": top1, "top5_error": top5}
         if cfg.test:
             (result,) = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
             views = getattr(datamodule, "test_views", "center")
+            record["test"] = {
+                "views": views,
+                "top1_error": result["test/top1_error"],
+                "top5_error": result["test/top5_error"],
+            }
             lines.append(
                 f"test ({views}) top-1 error {result['test/top1_error']:.3f} | "
                 f"top-5 error {result['test/top5_error']:.3f}"
             )
+        images = int(getattr(model, "train_images", 0)) * trainer.world_size
+        record.update(
+            status="done",
+            epochs=trainer.current_epoch,
+            steps=trainer.global_step,
+            train_images=images,
+            train_images_per_s=images / fit_s if fit_s > 0 else None,
+        )
         if _wandb_offline(cfg):
             wandb_dir = output_dir() / "wandb"
             lines.append(f"W&B run saved offline in {_shown(wandb_dir)} (`wandb sync` uploads it)")
         lines.append(
-            f"val top-1 error {top1:.3f} | top-5 error {metrics['val/top5_error']:.3f} | "
-            f"{_shown(output_dir())}"
+            f"val top-1 error {top1:.3f} | top-5 error {top5:.3f} | {_shown(output_dir())}"
         )
         return top1
+    except BaseException as e:
+        if record["status"] == "running":
+            record.update(status="failed", error=f"{type(e).__name__}: {e}")
+        raise
     finally:
+        record["wall_s"] = round(time.monotonic() - started, 1)
+        if trainer.is_global_zero:
+            write_results(output_dir(), record)
         _finish_wandb()
         # After W&B's own summary, so that the run's summary is the last thing on the console.
         for line in lines:
             print(line, flush=True)
+
+
+def _job_overrides() -> list[str]:
+    """The job's command-line overrides, as Hydra recorded them."""
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # not inside a Hydra job (a test calling train directly)
+        return []
 
 
 def _wandb_offline(cfg: DictConfig) -> bool:

@@ -1,0 +1,20 @@
+"""The two shapes every argument check in the package takes, so that a refusal always reads
+``key=value: what to do`` and a config schema can prefix the key's path (``model.net.``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def check_choice(key: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Refuse ``value`` unless it is one of ``allowed``."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r}: choose one of {allowed}")
+
+
+def check(ok: bool, key: str, value: Any, rule: str) -> None:
+    """Refuse ``value`` unless ``ok``; ``rule`` says what it must be (``"must be >= 1"``)."""
+    if not ok:
+        raise ValueError(f"{key}={value!r} {rule}")
