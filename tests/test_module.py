@@ -25,16 +25,20 @@ def test_topk_error_is_the_fraction_of_labels_outside_the_k_best() -> None:
 
 def test_views_are_averaged_in_softmax_space() -> None:
     torch.manual_seed(0)
-    model = LitAlexNet(num_classes=5, net={"dropout": 0.0}).eval()
+    model = LitAlexNet(num_classes=5, net={"dropout": 0.0, "init": "kaiming"}).eval()
+    with torch.no_grad():
+        # Large class scores that differ from view to view, so that averaging logits (or
+        # taking one view) would give other probabilities than averaging softmax outputs.
+        model.net.fc8.weight.normal_(0, 0.1)  # logits about 1 apart from view to view
     views = torch.randn(2, 10, 3, 224, 224)
     with torch.no_grad():
         averaged = model.predict_proba(views)
-        by_hand = torch.stack(
-            [
-                torch.stack([model.net(v[None])[0].softmax(-1) for v in image]).mean(0)
-                for image in views
-            ]
+        logits = torch.stack(
+            [torch.stack([model.net(v[None])[0] for v in image]) for image in views]
         )
+    by_hand = logits.softmax(-1).mean(1)
+    of_mean_logits = logits.mean(1).softmax(-1)
+    assert (by_hand - of_mean_logits).abs().max() > 0.05  # the views really disagree
     torch.testing.assert_close(averaged, by_hand, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(averaged.sum(-1), torch.ones(2))
 

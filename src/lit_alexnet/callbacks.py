@@ -8,11 +8,14 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
+from typing_extensions import override
+
+from lit_alexnet.nn import AlexNet
 
 _process_clock_taken = False
 
@@ -259,3 +262,30 @@ def progress_bar(every_n_steps: int = 500) -> Callback:
 
         return RichProgressBar()
     return ProgressLines(every_n_steps)
+
+
+class Conv1Kernels(Callback):
+    """Logs Figure 3, the conv1 kernels (:func:`lit_alexnet.plots.kernel_grid`), after each
+    validation, so a W&B or TensorBoard user watches the filters form; loggers that take no
+    images (CSV) are skipped."""
+
+    def __init__(self, scale: int = 4) -> None:
+        self.scale = scale
+
+    @override
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or not trainer.loggers:
+            return
+        import torch
+        from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+        from lit_alexnet.plots import kernel_grid
+
+        weights = [w.float().cpu() for w in cast(AlexNet, pl_module.net).conv1_weights()]
+        picture = kernel_grid(torch.cat(weights), len(weights), self.scale)
+        step = trainer.global_step
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="conv1_kernels", images=[picture], step=step)
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("conv1_kernels", picture, step, dataformats="HWC")

@@ -273,6 +273,11 @@ class AlexNet(nn.Module):
         """Class scores (logits) for a batch of ``[B, 3, 224, 224]`` mean-subtracted images."""
         return self.features(image, layer="fc8")
 
+    def conv1_weights(self) -> list[Tensor]:
+        """Each tower's conv1 kernels, detached: ``(48, 3, 11, 11)`` each for the paper's two
+        towers, the kernels of Figure 3."""
+        return [tower.conv1.weight.detach() for tower in self._towers]
+
     @property
     def _towers(self) -> Sequence[Tower]:
         return cast(Sequence[Tower], self.towers)
