@@ -207,3 +207,28 @@ def test_kaiming_init_is_he_normal_with_a_zero_classifier() -> None:
 def test_unknown_init_is_refused() -> None:
     with pytest.raises(ValueError, match="init='glorot'"):
         AlexNet(init="glorot")
+
+
+def test_the_one_gpu_comparison_net_halves_conv1_to_conv4_only() -> None:
+    # Section 3.2 and its footnote: 48, 128, 192, 192 kernels, then conv5 and fc at full size.
+    convs = [(3, 48, 11), (48, 128, 5), (128, 192, 3), (192, 192, 3), (192, 256, 3)]
+    fcs = [(256 * 6 * 6, 4096), (4096, 4096), (4096, 1000)]
+    by_hand = sum((i * k * k + 1) * o for i, o, k in convs) + sum((i + 1) * o for i, o in fcs)
+    net = AlexNet(towers=1, half_width=True)
+    assert n_params(net) == by_hand
+    assert net(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+    with pytest.raises(ValueError, match=r"half_width=True.*towers=1"):
+        AlexNet(towers=2, half_width=True)
+
+
+def test_fc7_features_are_what_fc8_reads() -> None:
+    torch.manual_seed(0)
+    net = AlexNet(num_classes=10).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        fc7 = net.features(x, layer="fc7")
+        assert fc7.shape == (2, 4096) and (fc7 >= 0).all()  # after ReLU
+        torch.testing.assert_close(net.fc8(fc7), net(x))
+        assert net.features(x, layer="pool5").shape == (2, 256, 6, 6)
+    with pytest.raises(ValueError, match="layer='fc9'"):
+        net.features(x, layer="fc9")

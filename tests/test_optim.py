@@ -114,3 +114,28 @@ def test_plateau_state_survives_a_checkpoint() -> None:
     restored = PlateauDecay(PaperSGD([torch.ones(1, requires_grad=True)], lr=0.01))
     restored.load_state_dict(sched.state_dict())
     assert restored.reductions == 1 and restored.max_reductions == 1
+
+
+def test_training_ends_at_the_plateau_after_the_last_drop() -> None:
+    from types import SimpleNamespace
+
+    from lit_alexnet import LitAlexNet
+
+    model = LitAlexNet(num_classes=3, net={"towers": 1})
+    opt = PaperSGD(model.parameters(), lr=0.01)
+    sched = PlateauDecay(opt, patience=0, max_reductions=2, stop_after_last=True)
+    trainer = SimpleNamespace(should_stop=False)
+    model._trainer = trainer  # type: ignore[assignment]
+    stopped_at = None
+    for epoch, error in enumerate([0.9, 0.9, 0.9, 0.9, 0.9]):
+        model.lr_scheduler_step(sched, error)
+        if trainer.should_stop and stopped_at is None:
+            stopped_at = epoch
+    # Epochs 1 and 2 are the two drops; epoch 3 is the plateau after the last one.
+    assert sched.reductions == 2 and stopped_at == 3
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)
+    # Without the switch, the rate just stays (the default, as before).
+    plain = PlateauDecay(PaperSGD([torch.ones(1, requires_grad=True)]), patience=0)
+    for error in [0.9] * 6:
+        plain.step(error)
+    assert not plain.finished

@@ -20,7 +20,7 @@ from lit_alexnet.checks import check
 from lit_alexnet.data.builtin import BuiltinSpec
 from lit_alexnet.data.choices import LIGHTING_STD, check_data_options
 from lit_alexnet.nn.alexnet import AlexNet, Norm, Pooling, check_arguments
-from lit_alexnet.optim import PaperSGD
+from lit_alexnet.optim import PaperSGD, PlateauDecay
 
 
 def config_dir() -> Path:
@@ -39,6 +39,7 @@ def config_dir() -> Path:
 # The library's signatures own the paper's figures; the schemas take their defaults from them.
 _NET = inspect.signature(AlexNet).parameters
 _SGD = inspect.signature(PaperSGD).parameters
+_PLATEAU = inspect.signature(PlateauDecay).parameters
 _SPEC = BuiltinSpec()
 
 
@@ -53,9 +54,10 @@ class NetConfig:
     activation: str = _NET["activation"].default
     dropout: float = _NET["dropout"].default
     init: str = _NET["init"].default
+    half_width: bool = _NET["half_width"].default
 
     def __post_init__(self) -> None:
-        check_arguments(self.towers, self.activation, self.dropout, self.init)
+        check_arguments(self.towers, self.activation, self.dropout, self.init, self.half_width)
 
 
 @dataclass
@@ -110,10 +112,11 @@ class PlateauConfig:
 
     _target_: str = "lit_alexnet.PlateauDecay"
     _partial_: bool = True
-    factor: float = 0.1
-    patience: int = 1
-    threshold: float = 1e-4
-    max_reductions: int = 3
+    factor: float = _PLATEAU["factor"].default
+    patience: int = _PLATEAU["patience"].default
+    threshold: float = _PLATEAU["threshold"].default
+    max_reductions: int = _PLATEAU["max_reductions"].default
+    stop_after_last: bool = _PLATEAU["stop_after_last"].default
 
     def __post_init__(self) -> None:
         check(0 < self.factor < 1, "factor", self.factor, "must be in (0, 1)")

@@ -159,6 +159,13 @@ class LitAlexNet(L.LightningModule):
             config["interval"] = "step"
         return {"optimizer": optimizer, "lr_scheduler": config}
 
+    def lr_scheduler_step(self, scheduler: Any, metric: Any | None) -> None:
+        """Step as Lightning does; end training once a :class:`~lit_alexnet.PlateauDecay` with
+        ``stop_after_last`` has met the plateau after its last drop (section 5)."""
+        super().lr_scheduler_step(scheduler, metric)
+        if getattr(scheduler, "finished", False):
+            self.trainer.should_stop = True
+
     def resize_schedule(self, total_steps: int) -> bool:
         """Re-plan a schedule that spans the run (one cycle) over ``total_steps`` optimizer
         steps, continuing from the current step; ``False`` if the schedule has no length.

@@ -69,7 +69,9 @@ class PlateauDecay(ReduceLROnPlateau):
 
     Section 5: "divide the learning rate by 10 when the validation error rate stopped
     improving with the current learning rate ... reduced three times prior to termination".
-    After ``max_reductions`` drops the rate stays where it is.
+    After ``max_reductions`` drops the rate stays where it is; with ``stop_after_last`` the
+    next plateau sets ``finished`` instead, and :class:`lit_alexnet.LitAlexNet` then ends
+    training, as the paper terminated after its third drop.
     """
 
     def __init__(
@@ -80,11 +82,14 @@ class PlateauDecay(ReduceLROnPlateau):
         threshold: float = 1e-4,
         max_reductions: int = 3,
         cooldown: int = 0,
+        stop_after_last: bool = False,
     ) -> None:
         if max_reductions < 0:
             raise ValueError(f"max_reductions={max_reductions!r} must be non-negative")
         self.max_reductions = max_reductions
         self.reductions = 0
+        self.stop_after_last = stop_after_last
+        self.finished = False
         super().__init__(
             optimizer,
             mode="min",
@@ -96,6 +101,7 @@ class PlateauDecay(ReduceLROnPlateau):
 
     def _reduce_lr(self, epoch: Any) -> None:
         if self.reductions >= self.max_reductions:
+            self.finished = self.stop_after_last
             return
         super()._reduce_lr(epoch)
         self.reductions += 1

@@ -32,6 +32,9 @@ CONV1 = dict(kernel_size=11, stride=4, padding=2)  # padding 2 gives the paper's
 WEIGHT_STD = 0.01  # section 5: weights from N(0, 0.01)
 # The paper's widths for the whole net; a tower holds 1/towers of each.
 WIDTHS = dict(conv1=96, conv2=256, conv3=384, conv4=384, conv5=256, fc6=4096, fc7=4096)
+# Section 3.2's one-GPU comparison net: one tower of half the kernels in conv1 to conv4; its
+# footnote keeps conv5 and the fully connected layers at full size.
+HALF_WIDTHS = {**WIDTHS, **{k: WIDTHS[k] // 2 for k in ("conv1", "conv2", "conv3", "conv4")}}
 BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")  # section 5: "accelerates early learning"
 INITS = ("paper", "torch", "kaiming")
 NORMS = ("lrn", "none", "batch")
@@ -103,9 +106,17 @@ class Norm:
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
-def check_arguments(towers: int, activation: str, dropout: float, init: str) -> None:
+def check_arguments(
+    towers: int, activation: str, dropout: float, init: str, half_width: bool = False
+) -> None:
     """Refuse the arguments of :class:`AlexNet` that no network has, naming the argument."""
     check(towers in (1, 2), "towers", towers, "must be 2 (the paper's layout) or 1 (ungrouped)")
+    check(
+        not half_width or towers == 1,
+        "half_width",
+        half_width,
+        "is section 3.2's one-GPU net: give it with towers=1",
+    )
     check_choice("activation", activation, sorted(ACTIVATIONS))
     check(0 <= dropout < 1, "dropout", dropout, "must be in [0, 1)")
     check_choice("init", init, INITS)
@@ -132,19 +143,26 @@ class Tower(nn.Module):
     """
 
     def __init__(
-        self, towers: int, norm: Norm, pooling: Pooling, activation: str, dropout: float, pool5: int
+        self,
+        towers: int,
+        norm: Norm,
+        pooling: Pooling,
+        activation: str,
+        dropout: float,
+        pool5: int,
+        widths: dict[str, int] = WIDTHS,
     ) -> None:
         super().__init__()
-        w = {name: width // towers for name, width in WIDTHS.items()}
+        w = {name: width // towers for name, width in widths.items()}
         self.conv1 = nn.Conv2d(3, w["conv1"], **CONV1)  # type: ignore[arg-type]
         self.norm1 = norm.layer(w["conv1"])
         self.conv2 = nn.Conv2d(w["conv1"], w["conv2"], kernel_size=5, padding=2)
         self.norm2 = norm.layer(w["conv2"])
-        self.conv3 = nn.Conv2d(WIDTHS["conv2"], w["conv3"], kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(widths["conv2"], w["conv3"], kernel_size=3, padding=1)
         self.conv4 = nn.Conv2d(w["conv3"], w["conv4"], kernel_size=3, padding=1)
         self.conv5 = nn.Conv2d(w["conv4"], w["conv5"], kernel_size=3, padding=1)
-        self.fc6 = nn.Linear(WIDTHS["conv5"] * pool5 * pool5, w["fc6"])
-        self.fc7 = nn.Linear(WIDTHS["fc6"], w["fc7"])
+        self.fc6 = nn.Linear(widths["conv5"] * pool5 * pool5, w["fc6"])
+        self.fc7 = nn.Linear(widths["fc6"], w["fc7"])
         self.act = ACTIVATIONS[activation]()
         self.pool = nn.MaxPool2d(*pooling.window)
         self.dropout = nn.Dropout(dropout)
@@ -183,6 +201,8 @@ class AlexNet(nn.Module):
             fan-in scaled default, as torchvision's alexnet) or ``"kaiming"`` (He et al.
             2015, zero biases and fc8). The last two start learning in far fewer steps,
             which a short run on a small dataset needs.
+        half_width: with ``towers=1``, section 3.2's one-GPU comparison net: half the kernels
+            in conv1 to conv4, conv5 and the fully connected layers at full size.
     """
 
     def __init__(
@@ -194,15 +214,17 @@ class AlexNet(nn.Module):
         activation: str = "relu",
         dropout: float = 0.5,
         init: str = "paper",
+        half_width: bool = False,
     ) -> None:
         super().__init__()
         check(num_classes >= 1, "num_classes", num_classes, "must be positive")
-        check_arguments(towers, activation, dropout, init)
+        check_arguments(towers, activation, dropout, init, half_width)
+        widths = HALF_WIDTHS if half_width else WIDTHS
         norm_spec = _spec(Norm, norm)
         pool_spec = _spec(Pooling, pooling)
         self.map_sizes = feature_map_sizes(pool_spec)
         self.towers = nn.ModuleList(
-            Tower(towers, norm_spec, pool_spec, activation, dropout, self.map_sizes[-1])
+            Tower(towers, norm_spec, pool_spec, activation, dropout, self.map_sizes[-1], widths)
             for _ in range(towers)
         )
         self.fc8 = nn.Linear(WIDTHS["fc7"], num_classes)
