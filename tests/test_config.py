@@ -199,3 +199,18 @@ def test_imagenet_is_the_folder_dataset_with_the_papers_settings(
     imagenet = composed("data=imagenet", f"data.root={tmp_path}").data
     assert imagenet == composed("data=folder", f"data.root={tmp_path}").data
     assert (imagenet.batch_size, imagenet.mean, imagenet.lighting_std) == (128, "image", 0.1)
+
+
+@pytest.mark.parametrize("data", ["builtin", "folder", "imagenet"])
+def test_smoke_composes_with_every_data_option_and_limits_the_run(
+    composed: Composer, tmp_path: Path, data: str
+) -> None:
+    root = [] if data == "builtin" else [f"data.root={tmp_path}"]
+    cfg = composed("+experiment=smoke", f"data={data}", *root)
+
+    validate(cfg)
+    assert cfg.data._target_.endswith("builtin_datamodule" if data == "builtin" else "_datamodule")
+    assert (cfg.trainer.max_epochs, cfg.trainer.limit_train_batches) == (1, 4)
+    assert cfg.trainer.limit_val_batches == 2
+    if data == "builtin":  # the user's choice of the built-in data keeps its own sizes
+        assert cfg.data.train_per_class == 100

@@ -103,6 +103,20 @@ def test_class_folders_errors(tmp_path: Path) -> None:
         class_folders(tmp_path / "empty")
 
 
+def test_hidden_folders_are_never_classes(tmp_path: Path) -> None:
+    make_classes(tmp_path / "train", per_class=1)
+    touch(tmp_path / "train" / ".ipynb_checkpoints" / "0.jpg")
+    (tmp_path / "train" / ".Trash").mkdir()
+
+    assert class_folders(tmp_path / "train") == CLASSES
+    assert scan_class_folders(tmp_path / "train").classes == tuple(CLASSES)
+    # A flat folder beside a hidden one is still flat: the error says to sort or label it.
+    make_flat_val(tmp_path / "val", 2)
+    (tmp_path / "val" / ".ipynb_checkpoints").mkdir()
+    with pytest.raises(FileNotFoundError, match="no class folders"):
+        scan_split(tmp_path, "val")
+
+
 def test_without_keeps_order_and_classes(tmp_path: Path) -> None:
     files = tuple(tmp_path / f"{i}.jpg" for i in range(4))
     images = ImageList(files, (0, 1, 2, 1), ("a", "b", "c"))

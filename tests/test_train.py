@@ -239,6 +239,66 @@ def test_a_refused_config_leaves_no_output_folder(tmp_path: Path, cache_dir: Pat
     assert not (tmp_path / "outputs").exists(), list(tmp_path.rglob("*"))
 
 
+def _jpeg_root(root: Path, layout: dict[str, list[str]]) -> Path:
+    """A folder dataset of real 64x64 JPEGs: ``{"train": ["a", "b"], "val": [...]}``."""
+    from PIL import Image
+
+    for split, classes in layout.items():
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (64, 64), (40 * i, 90, 200)).save(root / split / name / f"{i}.jpg")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.batch_size=0"], "data.batch_size=0 must be"),
+        (["data=folder", "data.root=/no/such"], "data.root='/no/such' is not a folder"),
+        (["data=folder", "data.root={root1}"], "train/ holds 1 class folder (a/)"),
+        (["data=folder", "data.root={val_only}"], "class folders the training split lacks"),
+    ],
+    ids=["bad-value", "missing-root", "one-class", "class-only-in-val"],
+)
+def test_a_refusal_is_its_message_alone_with_exit_code_2(
+    tmp_path: Path, cache_dir: Path, overrides: list[str], message: str
+) -> None:
+    roots = {
+        "root1": _jpeg_root(tmp_path / "one", {"train": ["a"], "val": ["a"]}),
+        "val_only": _jpeg_root(tmp_path / "vo", {"train": ["a", "b"], "val": ["a", "zz"]}),
+    }
+    args = ["+experiment=smoke", "hydra.run.dir=run", *(o.format(**roots) for o in overrides)]
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.train", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, proc.stderr[-3000:]
+    # Nothing trained: the refusal comes before the first epoch.
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+    # HYDRA_FULL_ERROR=1 shows the whole traceback for those who want it.
+    env["HYDRA_FULL_ERROR"] = "1"
+    full = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.train", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert full.returncode != 0 and "Traceback" in full.stderr, full.stderr[-3000:]
+
+
 def test_ctrl_c_saves_last_ckpt_says_how_to_resume_and_exits_130(
     tmp_path: Path, cache_dir: Path
 ) -> None:

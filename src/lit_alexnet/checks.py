@@ -7,14 +7,27 @@ from collections.abc import Iterable
 from typing import Any
 
 
+class Refused(Exception):
+    """The user's input refused (a config value, a path, a file), with a message that names it
+    and says what to do: entry points print the message alone, without a traceback."""
+
+
+class Invalid(Refused, ValueError):
+    """A refused value."""
+
+
+class Missing(Refused, FileNotFoundError):
+    """A path that must exist and does not."""
+
+
 def check_choice(key: str, value: Any, allowed: Iterable[Any]) -> None:
     """Refuse ``value`` unless it is one of ``allowed``."""
     allowed = list(allowed)
     if value not in allowed:
-        raise ValueError(f"{key}={value!r}: choose one of {allowed}")
+        raise Invalid(f"{key}={value!r}: choose one of {allowed}")
 
 
 def check(ok: bool, key: str, value: Any, rule: str) -> None:
     """Refuse ``value`` unless ``ok``; ``rule`` says what it must be (``"must be >= 1"``)."""
     if not ok:
-        raise ValueError(f"{key}={value!r} {rule}")
+        raise Invalid(f"{key}={value!r} {rule}")

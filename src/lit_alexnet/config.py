@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lit_alexnet.checks import check
+from lit_alexnet.checks import Invalid, Missing, check
 from lit_alexnet.data.builtin import BuiltinSpec
 from lit_alexnet.data.choices import LIGHTING_STD, check_data_options
 from lit_alexnet.nn.alexnet import AlexNet, Norm, Pooling, check_arguments
@@ -31,7 +31,7 @@ def config_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "conf"
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError(
+    raise Missing(
         f"no Hydra config tree at {packaged} or {checkout}: reinstall lit-alexnet"
     )
 
@@ -184,12 +184,12 @@ class FolderDataConfig(DataConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not Path(self.root).expanduser().is_dir():
-            raise FileNotFoundError(
+            raise Missing(
                 f"data.root={self.root!r} is not a folder: point it at a root holding "
                 "train/<class>/*.jpg and val/<class>/*.jpg"
             )
         if self.val_labels is not None and not Path(self.val_labels).expanduser().is_file():
-            raise FileNotFoundError(f"data.val_labels={self.val_labels!r} is not a file")
+            raise Missing(f"data.val_labels={self.val_labels!r} is not a file")
 
 
 @dataclass
@@ -297,11 +297,11 @@ KEYS_CHECKED = (
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every group's values against its schema's rules, raising a ValueError that names
+    """Check every group's values against its schema's rules, raising :class:`Invalid` naming
     the key. Runs before anything is instantiated."""
     # keys(), not `in cfg.data`: a DictConfig hides keys whose value is missing (???).
     if "root" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "root"):  # noqa: SIM118
-        raise ValueError(
+        raise Invalid(
             f"data.root is required for this dataset: add data.root=/path/to/root "
             f"(a folder with train/<class>/ and val/<class>/; {cfg.data._target_})"
         )
@@ -312,4 +312,4 @@ def validate(cfg: DictConfig) -> None:
         try:
             OmegaConf.to_object(node)
         except ValueError as e:
-            raise ValueError(f"{key}.{e}") from None
+            raise Invalid(f"{key}.{e}") from None

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import sys
 import warnings
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from lit_alexnet.checks import Refused
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 # Modules whose deprecation notices are about their own internals, not the user's code.
 _THIRD_PARTY = r"(lightning|pytorch_lightning|lightning_fabric|torch|torchmetrics|wandb|hydra)\b"
@@ -29,3 +38,21 @@ def quiet_console(wandb_offline: bool) -> None:
         rank_zero.addFilter(_DropTips())
     if wandb_offline:
         os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def one_line_refusals(main: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Make a Hydra entry point end a refused input (:class:`~lit_alexnet.checks.Refused`) with
+    its message alone and exit code 2, instead of a traceback above it; every other error keeps
+    its traceback, and ``HYDRA_FULL_ERROR=1`` shows it for refusals too."""
+
+    @functools.wraps(main)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return main(*args, **kwargs)
+        except Refused as e:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    return wrapper

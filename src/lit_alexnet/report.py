@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lit_alexnet.checks import Missing
 from lit_alexnet.runs import RESULTS, read_results, run_overrides
 
 _NONE = "—"
@@ -62,7 +63,7 @@ def find_jobs(paths: Sequence[str | Path]) -> list[Job]:
                 else []
             )
         if not folders:
-            raise FileNotFoundError(f"{root} holds no run (no .hydra/ folder in it or below it)")
+            raise Missing(f"{root} holds no run (no .hydra/ folder in it or below it)")
         for folder in folders:
             pairs = (o.lstrip("+~").split("=", 1) for o in run_overrides(folder) if "=" in o)
             jobs.append(Job(folder, {k: v for k, v in pairs}, read_results(folder)))

@@ -18,13 +18,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lit_alexnet.checks import Invalid
 from lit_alexnet.data.cache import pid_alive
 
 RESULTS = "results.json"
 _BEST = re.compile(r"top1err(\d+\.\d+)\.ckpt$")
 
 
-class RunError(ValueError):
+class RunError(Invalid):
     """A path that is not a run, or a run without what a command needs."""
 
 

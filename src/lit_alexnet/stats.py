@@ -16,6 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from lit_alexnet.config import config_dir, register_configs, validate
+from lit_alexnet.console import one_line_refusals
 from lit_alexnet.data.builtin import BuiltinSpec, ensure_builtin_dataset
 from lit_alexnet.data.choices import check_data_options
 from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats, compute_folder_stats
@@ -47,6 +48,7 @@ def _builtin_stats(data: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="stats")
+@one_line_refusals
 def main(cfg: DictConfig) -> None:
     """Compute and save the statistics of ``data.root``'s training split, or point at the
     built-in dataset's."""

@@ -11,12 +11,14 @@ import hydra
 from omegaconf import DictConfig
 
 from lit_alexnet.config import config_dir, register_configs
+from lit_alexnet.console import one_line_refusals
 from lit_alexnet.job import train
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+@one_line_refusals
 def main(cfg: DictConfig) -> float:
     """Train with the composed config; return the final validation top-1 error for sweepers."""
     return train(cfg)

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypedDict
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data.builtin import BuiltinSpec, default_cache_dir, ensure_builtin_dataset
 from lit_alexnet.data.choices import LIGHTING_STD, MeanMode, Views, check_data_options
 from lit_alexnet.data.dataset_stats import IMAGENET_STATS, STATS_FILENAME, DatasetStats
@@ -89,7 +90,13 @@ class FolderDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         """The number of class folders under ``root/train``."""
-        return len(class_folders(self.root / "train"))
+        classes = class_folders(self.root / "train")
+        if len(classes) < 2:
+            raise Invalid(
+                f"data.root={str(self.root)!r}: train/ holds {len(classes)} class folder "
+                f"({classes[0]}/); a classifier needs at least 2"
+            )
+        return len(classes)
 
     def image_list(self, split: Literal["train", "val"]) -> ImageList:
         """The checked files and labels of a split, scanned once and kept."""
@@ -118,7 +125,7 @@ class FolderDataModule(L.LightningDataModule):
             if path.is_file():
                 self._stats = DatasetStats.load(path)
             elif self.stats_path is not None:
-                raise FileNotFoundError(
+                raise Missing(
                     f"data.stats={str(self.stats_path)!r} does not exist: write it with "
                     f"`python -m lit_alexnet.stats data.root={self.root}` or set data.stats=null"
                 )

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from lit_alexnet.checks import Invalid, Missing
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageList",
@@ -78,23 +80,27 @@ def is_image_file(name: str | Path) -> bool:
 
 
 def class_folders(split_dir: Path) -> list[str]:
-    """The sorted class folder names of ``split_dir``, as ImageFolder indexes them."""
+    """The sorted class folder names of ``split_dir``, as ImageFolder indexes them; hidden
+    folders (``.ipynb_checkpoints``, ``.Trash``) are never classes."""
     if not split_dir.is_dir():
-        raise FileNotFoundError(
+        raise Missing(
             f"{split_dir} does not exist: the data root must hold train/<class>/*.jpg and "
             "val/<class>/*.jpg (set data.root=... to such a folder)"
         )
-    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+    classes = sorted(
+        e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith(".")
+    )
     if not classes:
-        raise FileNotFoundError(f"{split_dir} has no class folders: expected {split_dir}/<class>/")
+        raise Missing(f"{split_dir} has no class folders: expected {split_dir}/<class>/")
     return classes
 
 
 def scan_class_folders(split_dir: Path, classes: Sequence[str] | None = None) -> ImageList:
     """The images of ``split_dir/<class>/**/*.ext`` in ImageFolder's order, with its labels.
 
-    Gives exactly ``ImageFolder(split_dir).samples``: classes sorted, each class folder walked
-    with symlinks followed, directories in sorted order, files sorted within each.
+    Gives exactly ``ImageFolder(split_dir).samples`` but for hidden class folders, which
+    ImageFolder takes for classes: classes sorted, each class folder walked with symlinks
+    followed, directories in sorted order, files sorted within each.
 
     Args:
         split_dir: the folder holding one subfolder per class.
@@ -103,15 +109,15 @@ def scan_class_folders(split_dir: Path, classes: Sequence[str] | None = None) ->
             here. None means the class folders of ``split_dir`` itself.
 
     Raises:
-        FileNotFoundError: ``split_dir`` is missing or has no class folders.
-        ValueError: a class folder is not in ``classes``, or holds no image files.
+        Missing: ``split_dir`` is missing or has no class folders.
+        Invalid: a class folder is not in ``classes``, or holds no image files.
     """
     split_dir = Path(split_dir)
     found = class_folders(split_dir)
     index = {name: i for i, name in enumerate(found if classes is None else classes)}
     unknown = [name for name in found if name not in index]
     if unknown:
-        raise ValueError(
+        raise Invalid(
             f"{split_dir} has class folders the training split lacks: "
             f"{_examples([split_dir / name for name in unknown])}; every split needs the "
             "training split's classes (remove or rename these folders)"
@@ -126,7 +132,7 @@ def scan_class_folders(split_dir: Path, classes: Sequence[str] | None = None) ->
         for dirpath, _, filenames in sorted(os.walk(split_dir / name, followlinks=True)):
             files.extend(Path(dirpath, f) for f in sorted(filenames) if is_image_file(f))
         if len(files) == before:
-            raise ValueError(
+            raise Invalid(
                 f"{split_dir / name} holds no image files (extensions "
                 f"{', '.join(IMAGE_EXTENSIONS)}): add some or delete the folder"
             )
@@ -156,18 +162,18 @@ def scan_labelled_folder(split_dir: Path, labels_file: Path, classes: Sequence[s
     """
     split_dir, labels_file = Path(split_dir), Path(labels_file)
     if not split_dir.is_dir():
-        raise FileNotFoundError(f"{split_dir} does not exist: expected {_LAYOUT}")
+        raise Missing(f"{split_dir} does not exist: expected {_LAYOUT}")
     if not labels_file.is_file():
-        raise FileNotFoundError(
+        raise Missing(
             f"labels file {labels_file} does not exist: give a file of 'path label' lines or "
             f"one label per line for the images of {split_dir}"
         )
     if not classes:
-        raise ValueError(f"no classes to label {split_dir} with: the training split has none")
+        raise Invalid(f"no classes to label {split_dir} with: the training split has none")
     index = {name: i for i, name in enumerate(classes)}
     entries = _read_entries(labels_file)
     if not entries:
-        raise ValueError(
+        raise Invalid(
             f"{labels_file} holds no labels: expected 'path label' lines or one label per line"
         )
     present = sorted(e.name for e in os.scandir(split_dir) if e.is_file() and is_image_file(e.name))
@@ -178,11 +184,11 @@ def scan_labelled_folder(split_dir: Path, labels_file: Path, classes: Sequence[s
         if token.isascii() and token.isdigit():
             if int(token) < len(classes):
                 return int(token)
-            raise ValueError(
+            raise Invalid(
                 f"{labels_file}:{lineno}: label {token} is out of range: integer labels are "
                 f"0-based indices into the {len(classes)} sorted training class folders"
             )
-        raise ValueError(
+        raise Invalid(
             f"{labels_file}:{lineno}: label {token!r} is neither a training class folder name "
             f"(e.g. {classes[0]!r}) nor a class index 0-{len(classes) - 1}"
         )
@@ -193,12 +199,12 @@ def scan_labelled_folder(split_dir: Path, labels_file: Path, classes: Sequence[s
         # One label per line, for the sorted image files.
         for lineno, text in entries:
             if len(text.split()) != 1:
-                raise ValueError(
+                raise Invalid(
                     f"{labels_file}:{lineno}: expected a single label like the lines before, "
                     f"got {text!r}"
                 )
         if len(entries) != len(present):
-            raise ValueError(
+            raise Invalid(
                 f"{labels_file} holds {len(entries)} labels but {split_dir} holds "
                 f"{len(present)} image files: a file of bare labels needs one per image, in "
                 "sorted filename order (or use 'path label' lines)"
@@ -210,23 +216,23 @@ def scan_labelled_folder(split_dir: Path, labels_file: Path, classes: Sequence[s
         for lineno, text in entries:
             parts = text.rsplit(None, 1)  # the path may hold spaces, the label does not
             if len(parts) != 2:
-                raise ValueError(
+                raise Invalid(
                     f"{labels_file}:{lineno}: expected 'path label' like the lines before, "
                     f"got {text!r}"
                 )
             path = split_dir / parts[0]
             if path in seen:
-                raise ValueError(
+                raise Invalid(
                     f"{labels_file}:{lineno}: {parts[0]} is listed already on line {seen[path]}"
                 )
             if not path.is_file():
-                raise FileNotFoundError(f"{labels_file}:{lineno}: {path} does not exist")
+                raise Missing(f"{labels_file}:{lineno}: {path} does not exist")
             seen[path] = lineno
             files.append(path)
             labels.append(label(lineno, parts[1]))
         missing = [split_dir / name for name in present if split_dir / name not in seen]
         if missing:
-            raise ValueError(
+            raise Invalid(
                 f"{len(missing)} image files in {split_dir} have no label in {labels_file}, "
                 f"e.g. {_examples(missing)}: label them or move them out of the folder"
             )
@@ -246,25 +252,25 @@ def scan_split(
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"data root {root} does not exist: expected {_LAYOUT}")
+        raise Missing(f"data root {root} does not exist: expected {_LAYOUT}")
     split_dir = root / split
     if not split_dir.is_dir():
-        raise FileNotFoundError(f"{split_dir} does not exist: expected {_LAYOUT}")
+        raise Missing(f"{split_dir} does not exist: expected {_LAYOUT}")
     if labels_file is not None:
         if classes is None:
             classes = class_folders(root / "train")
         images = scan_labelled_folder(split_dir, labels_file, classes)
     else:
-        has_classes = any(e.is_dir() for e in os.scandir(split_dir))
+        has_classes = any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(split_dir))
         flat = [e.name for e in os.scandir(split_dir) if e.is_file() and is_image_file(e.name)]
         if not has_classes and flat:
-            raise FileNotFoundError(
+            raise Missing(
                 f"{split_dir} holds {len(flat)} images but no class folders: sort them into "
                 f"{split_dir}/<class>/, or label them with a labels file (data.val_labels=FILE)"
             )
         images = scan_class_folders(split_dir, classes)
     if not images:
-        raise ValueError(f"{split_dir} holds no images: expected {_LAYOUT}")
+        raise Invalid(f"{split_dir} holds no images: expected {_LAYOUT}")
     return images
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from lit_alexnet.checks import check_choice
+from lit_alexnet.checks import Invalid, check_choice
 from lit_alexnet.data.choices import BAD_FILE_POLICIES, VERIFY_MODES
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.parallel import progress_bar, usable_cpus
@@ -63,7 +63,7 @@ class BadFile:
     reason: str
 
 
-class BadFilesError(ValueError):
+class BadFilesError(Invalid):
     """Raised by :func:`check_image_list` with ``on_bad="error"`` when any file is bad."""
 
 
