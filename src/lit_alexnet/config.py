@@ -31,9 +31,7 @@ def config_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "conf"
     if checkout.is_dir():
         return checkout
-    raise Missing(
-        f"no Hydra config tree at {packaged} or {checkout}: reinstall lit-alexnet"
-    )
+    raise Missing(f"no Hydra config tree at {packaged} or {checkout}: reinstall lit-alexnet")
 
 
 # The library's signatures own the paper's figures; the schemas take their defaults from them.
