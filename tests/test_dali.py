@@ -24,7 +24,7 @@ from lit_alexnet.data.dali import (
     shard_bounds,
 )
 from lit_alexnet.data.dataset_stats import IMAGENET_STATS, DatasetStats
-from lit_alexnet.data.torchvision import ImageFolderDataModule
+from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
 from lit_alexnet.data.verify import BadFilesError
 
 SPAN = 256 - 224  # the crop's freedom in each direction
@@ -193,6 +193,50 @@ def test_resized_jpegs_agree_with_the_torchvision_backend(tmp_path: Path) -> Non
     assert (outputs[0] - outputs[1]).abs().mean() < 2.0  # on the 0-255 scale
 
 
+def _real_world_files(folder: Path) -> dict[str, Path]:
+    """Files a user's folder holds beside clean JPEGs, all of one smooth 300x400 picture."""
+    ys, xs = np.mgrid[0:300, 0:400]
+    picture = Image.fromarray(np.stack([xs * 0.6, ys * 0.8, xs * 0.1], -1).astype(np.uint8))
+    folder.mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone's portrait photo: landscape pixels, "rotate 90 clockwise"
+    files = {
+        "plain": ("plain.jpg", {"quality": 95}),
+        "exif_rotated": ("exif.jpg", {"quality": 95, "exif": exif.tobytes()}),
+        "progressive": ("progressive.jpeg", {"quality": 95, "progressive": True}),
+        "jfif_extension": ("photo.jfif", {"quality": 95}),
+        "png_named_jpg": ("png.jpg", {"format": "PNG"}),
+    }
+    for name, options in files.values():
+        picture.save(folder / name, **options)
+    picture.convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+    picture.convert("L").save(folder / "gray.jpg", quality=95)
+    plain = (folder / "plain.jpg").read_bytes()
+    (folder / "trailing.jpg").write_bytes(plain + b"ftypmp42" + b"\1" * 9000)
+    names = {key: name for key, (name, _) in files.items()}
+    names |= {"cmyk": "cmyk.jpg", "gray": "gray.jpg", "trailing": "trailing.jpg"}
+    return {key: folder / name for key, name in names.items()}
+
+
+@pytest.mark.dali
+def test_real_world_files_train_with_the_same_pixels_on_both_backends(tmp_path: Path) -> None:
+    files = _real_world_files(tmp_path / "val" / "a")
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "a" / "0.jpg").write_bytes(files["plain"].read_bytes())
+    dali, tv = (_module(b, tmp_path, batch_size=1) for b in ("dali", "torchvision"))
+    dali_x, tv_x = _batches(dali, "val")[0], _batches(tv, "val")[0]
+
+    # Every file is read, in the scan's order, alike by both (different JPEG and resize code:
+    # close, not equal; 0-255 scale).
+    order = list(tv.image_list("val").files)
+    assert sorted(order) == sorted(files.values())
+    for path, a, b in zip(order, dali_x, tv_x, strict=True):
+        assert (a - b).abs().mean() < 2.0, path
+    # Both turned the phone photo upright: it is not the picture as stored.
+    upright, stored = (tv_x[order.index(files[k])] for k in ("exif_rotated", "plain"))
+    assert (upright - stored).abs().mean() > 20
+
+
 @pytest.mark.parametrize("backend", [pytest.param("dali", marks=pytest.mark.dali), "torchvision"])
 def test_lighting_offsets_follow_the_papers_distribution(tmp_path: Path, backend: str) -> None:
     _write(tmp_path, np.full((256, 256, 3), 128, np.uint8), per_class=16)
@@ -358,9 +402,13 @@ def test_bad_files_are_left_out_or_stop_the_run(small_builtin: dict[str, Any]) -
     skipping = BuiltinDaliDataModule(batch_size=4, device="cpu", **small_builtin)
     _, counter = _fit(skipping, num_sanity_val_steps=0)
     assert counter.train[1] == [4, 4, 2]
-    stopping = BuiltinDaliDataModule(batch_size=4, device="cpu", bad_files="error", **small_builtin)
-    with pytest.raises(BadFilesError, match=r"notes\.jpg"):
-        stopping.setup("fit")
+    bad_val = dm.root / "val" / dm.spec.class_names[1] / "cut.jpg"
+    bad_val.write_bytes(b"\xff\xd8\xff\xe0")
+    for backend in (BuiltinDaliDataModule, BuiltinDataModule):
+        stopping = backend(batch_size=4, bad_files="error", **small_builtin)
+        # One refusal names the bad files of both splits, before anything trains.
+        with pytest.raises(BadFilesError, match=r"(?s)train.*notes\.jpg.*val.*cut\.jpg"):
+            stopping.setup("fit")
 
 
 @pytest.mark.dali

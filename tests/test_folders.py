@@ -66,9 +66,20 @@ def test_matches_imagefolder_with_nesting_case_and_symlinks(tmp_path: Path) -> N
     reference = ImageFolder(str(split))
 
     assert images.classes == tuple(reference.classes) == ("apple", "mango", "zebra")
-    assert pairs(images) == [(Path(p), y) for p, y in reference.samples]
+    # ImageFolder's samples but the hidden folder's file.
+    visible = [(Path(p), y) for p, y in reference.samples if "/." not in p]
+    assert pairs(images) == visible
     assert split / "mango" / "link" / "linked.jpg" in images.files
-    assert len(images) == 10
+    assert len(images) == 9
+
+
+def test_jpeg_extensions_count_and_hidden_files_do_not(tmp_path: Path) -> None:
+    for rel in ["a/x.jfif", "a/y.JPE", "a/._y.jpg", "a/.DS_Store", "a/.ipynb_checkpoints/y.jpg"]:
+        touch(tmp_path / "train" / rel)
+
+    images = scan_class_folders(tmp_path / "train")
+
+    assert images.files == (tmp_path / "train/a/x.jfif", tmp_path / "train/a/y.JPE")
 
 
 def test_given_classes_keep_their_indices(tmp_path: Path) -> None:

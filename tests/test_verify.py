@@ -24,14 +24,17 @@ from lit_alexnet.data.verify import (
 
 REASONS = {
     "fast": {
-        "truncated.jpg": r"^truncated JPEG \(no end-of-image marker\)$",
+        # No end marker near the end: decoded to tell it from a JPEG with data appended.
+        "truncated.jpg": r"^cannot decode: .*truncated",
         "text.jpg": r"^not an image file$",
         "empty.jpg": r"^empty file$",
+        "anim.jpg": r"^a GIF image, which DALI's decoder cannot read",
     },
     "full": {
         "truncated.jpg": r"^cannot decode: .*truncated",
         "text.jpg": r"^not an image file$",
         "empty.jpg": r"^empty file$",
+        "anim.jpg": r"^a GIF image, which DALI's decoder cannot read",
     },
 }
 
@@ -60,8 +63,13 @@ def root(tmp_path: Path) -> Path:
     (bad / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
     (bad / "text.jpg").write_text("this is not a JPEG\n")
     (bad / "empty.jpg").write_bytes(b"")
+    # Pillow reads it, DALI does not: it would stop a DALI pipeline mid-epoch.
+    frames = [Image.open(io.BytesIO(image_bytes(16, seed=s))) for s in (2, 3)]
+    frames[0].save(bad / "anim.jpg", format="GIF", save_all=True, append_images=frames[1:])
     # Readable, though unusual: padding after the end-of-image marker, and other formats.
     (tmp_path / "train" / "a" / "padded.JPG").write_bytes(good + b"\0" * 300)
+    # A phone's JPEG with a video appended: its end marker is far from the file's end.
+    (tmp_path / "train" / "a" / "motion.jpg").write_bytes(good + b"ftypmp42" + b"\1" * 9000)
     (tmp_path / "train" / "a" / "image.png").write_bytes(image_bytes(32, "PNG"))
     (tmp_path / "train" / "a" / "image.bmp").write_bytes(image_bytes(32, "BMP"))
     return tmp_path
@@ -78,7 +86,7 @@ def test_finds_exactly_the_bad_files(root: Path, mode: str) -> None:
     found = find_bad_files(images.files, mode=mode, workers=2)
 
     # In input order: the scan sorts b's files by name.
-    assert bad_names(found) == ["empty.jpg", "text.jpg", "truncated.jpg"]
+    assert bad_names(found) == ["anim.jpg", "empty.jpg", "text.jpg", "truncated.jpg"]
     for bad in found:
         assert bad.path.parent == root / "train" / "b"
         assert re.search(REASONS[mode][bad.path.name], bad.reason), bad.reason
@@ -107,13 +115,13 @@ def test_skip_leaves_bad_files_out_with_one_warning(
     with caplog.at_level(logging.WARNING, logger="lit_alexnet.data.verify"):
         kept = check_image_list(images, on_bad="skip", what=str(root / "train"))
 
-    bad = {root / "train" / "b" / n for n in ("truncated.jpg", "text.jpg", "empty.jpg")}
+    bad = {root / "train" / "b" / n for n in ("truncated.jpg", "text.jpg", "empty.jpg", "anim.jpg")}
     assert kept == images.without(bad)
-    assert len(kept) == len(images) - 3
+    assert len(kept) == len(images) - 4
     assert kept.classes == images.classes
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
-    assert f"3 of {len(images)} files in {root / 'train'}" in record.getMessage()
+    assert f"4 of {len(images)} files in {root / 'train'}" in record.getMessage()
     for path in bad:
         assert str(path) in record.getMessage()
 
@@ -125,7 +133,7 @@ def test_error_names_every_bad_file(root: Path) -> None:
         check_image_list(images, mode="full", on_bad="error")
 
     message = str(raised.value)
-    for name in ("truncated.jpg", "text.jpg", "empty.jpg"):
+    for name in ("truncated.jpg", "text.jpg", "empty.jpg", "anim.jpg"):
         assert str(root / "train" / "b" / name) in message
     assert "data.bad_files=skip" in message
     assert isinstance(raised.value, ValueError)
@@ -151,7 +159,7 @@ def test_long_report_is_cut_short() -> None:
 
     report = bad_files_report(bad, 100, "/d")
 
-    assert report.splitlines()[0] == "25 of 100 files in /d are not readable images:"
+    assert report.splitlines()[0] == "25 of 100 files in /d cannot be trained on:"
     assert "/d/19.jpg: empty file" in report
     assert "/d/20.jpg" not in report
     assert report.splitlines()[-1] == "  and 5 more"
@@ -164,13 +172,13 @@ def test_progress_bar_path(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     found = find_bad_files(images.files, progress=True)
 
-    assert bad_names(found) == ["empty.jpg", "text.jpg", "truncated.jpg"]
+    assert bad_names(found) == ["anim.jpg", "empty.jpg", "text.jpg", "truncated.jpg"]
 
 
 def test_cli_exit_codes(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(root), "--mode", "full"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith(f"3 of 14 files in {root} are not readable images:")
+    assert out.startswith(f"4 of 16 files in {root} cannot be trained on:")
     assert str(root / "train" / "b" / "text.jpg") in out
 
     assert main([str(root), "--split", "val"]) == 0

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from lit_alexnet.data.images import load_rgb
 
 
 class NotAnImage(ValueError):
@@ -28,12 +30,9 @@ class NotAnImage(ValueError):
 def load_image(path: str | Path) -> Image.Image:
     """An RGB image from ``path``, upright as its EXIF orientation says."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            upright = ImageOps.exif_transpose(img)
+        return load_rgb(path)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise NotAnImage(f"{path}: not an image Pillow can read ({e})") from None
-    return upright.convert("RGB")
 
 
 def predict(

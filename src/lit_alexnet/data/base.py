@@ -19,7 +19,9 @@ from lit_alexnet.data.choices import LIGHTING_STD, MeanMode, Views, check_data_o
 from lit_alexnet.data.dataset_stats import IMAGENET_STATS, STATS_FILENAME, DatasetStats
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.transforms import mean_tensor
-from lit_alexnet.data.verify import check_image_list
+from lit_alexnet.data.verify import check_image_lists
+
+Split = Literal["train", "val"]
 
 
 class FolderOptions(TypedDict, total=False):
@@ -98,16 +100,30 @@ class FolderDataModule(L.LightningDataModule):
             )
         return len(classes)
 
-    def image_list(self, split: Literal["train", "val"]) -> ImageList:
+    def image_list(self, split: Split) -> ImageList:
         """The checked files and labels of a split, scanned once and kept."""
-        if split not in self._lists:
-            classes = None if split == "train" else self.image_list("train").classes
-            labels = self.val_labels if split == "val" else None
-            found = scan_split(self.root, split, classes=classes, labels_file=labels)
-            self._lists[split] = check_image_list(
-                found, mode=self.verify, on_bad=self.bad_files, what=f"{self.root}/{split}"
-            )
+        self.check_splits(split)
         return self._lists[split]
+
+    def check_splits(self, *splits: Split) -> None:
+        """Scan and verify ``splits`` (those not done yet) together: a layout error or, with
+        ``bad_files="error"``, the bad files of all of them are refused at once."""
+        todo = [s for s in splits if s not in self._lists]
+        if not todo:
+            return
+        classes = class_folders(self.root / "train")
+        found = {
+            f"{self.root}/{split}": scan_split(
+                self.root,
+                split,
+                classes=classes,
+                labels_file=self.val_labels if split == "val" else None,
+            )
+            for split in todo
+        }
+        checked = check_image_lists(found, mode=self.verify, on_bad=self.bad_files)
+        for split in todo:
+            self._lists[split] = checked[f"{self.root}/{split}"]
 
     def preprocessing(self) -> dict[str, Any]:
         """What inference on a new image needs, saved with each checkpoint: the class names

@@ -365,10 +365,9 @@ class DaliImageDataModule(FolderDataModule):
         self.seed %= 2**31
         rank_zero_info(f"DALI pipelines on the {self.device.upper()}")
         self.dataset_stats()  # says once where the statistics come from
-        # Scan (and verify) val at fit time too, so that a class only in val/ or a bad
-        # val file is refused before the first training epoch, not after it.
-        for split in ("train", "val") if stage == "fit" else ("val",):
-            self.image_list(split)
+        # Both splits at fit time, so that a class only in val/ or a bad val file is refused
+        # before the first training epoch, not after it.
+        self.check_splits(*(("train", "val") if stage == "fit" else ("val",)))
 
     def train_dataloader(self) -> DaliLoader:
         images = self.image_list("train")

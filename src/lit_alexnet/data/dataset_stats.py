@@ -7,7 +7,6 @@ on the 0-1 scale, the scale ImageNet's published figures use, and converted wher
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from lit_alexnet.data.folders import scan_split
+from lit_alexnet.data.images import load_rgb
 from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
 from lit_alexnet.data.verify import check_image_list
 
@@ -134,8 +134,7 @@ def compute_stats(images: Iterable[np.ndarray]) -> DatasetStats:
 def resize_centre_crop(source: bytes | Path) -> np.ndarray:
     """The paper's resize-256 + centre-crop-256 of an image file, as uint8 RGB, with
     torchvision's rounding (``Resize(256)`` then ``CenterCrop(256)`` on a Pillow image)."""
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-        rgb = image.convert("RGB")
+    rgb = load_rgb(source)
     w, h = rgb.size
     if w <= h:
         size = (STATS_SIZE, int(STATS_SIZE * h / w))

@@ -31,8 +31,9 @@ __all__ = [
     "scan_split",
 ]
 
-# Matched case-insensitively, as ImageFolder does: ImageNet's files end in .JPEG.
-IMAGE_EXTENSIONS: tuple[str, ...] = tuple(IMG_EXTENSIONS)
+# Matched case-insensitively, as ImageFolder does: ImageNet's files end in .JPEG. ImageFolder's
+# list, and the other names JPEG files go by.
+IMAGE_EXTENSIONS: tuple[str, ...] = (*IMG_EXTENSIONS, ".jfif", ".jpe")
 
 _LAYOUT = (
     "root/train/<class>/*.jpg and either root/val/<class>/*.jpg or root/val/*.jpg with a "
@@ -75,8 +76,20 @@ class ImageList:
 
 
 def is_image_file(name: str | Path) -> bool:
-    """Whether ``name`` has one of :data:`IMAGE_EXTENSIONS`, in any case."""
-    return str(name).lower().endswith(IMAGE_EXTENSIONS)
+    """Whether ``name`` has one of :data:`IMAGE_EXTENSIONS`, in any case, and is not hidden
+    (macOS writes ``._IMG_0001.jpg`` metadata files beside the photos)."""
+    name = Path(name).name
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _walk(top: Path) -> list[tuple[str, list[str]]]:
+    """``(dirpath, filenames)`` under ``top`` with symlinks followed and hidden folders
+    (``.ipynb_checkpoints`` holds copies of the images beside it) left out."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found.append((dirpath, filenames))
+    return found
 
 
 def class_folders(split_dir: Path) -> list[str]:
@@ -98,9 +111,10 @@ def class_folders(split_dir: Path) -> list[str]:
 def scan_class_folders(split_dir: Path, classes: Sequence[str] | None = None) -> ImageList:
     """The images of ``split_dir/<class>/**/*.ext`` in ImageFolder's order, with its labels.
 
-    Gives exactly ``ImageFolder(split_dir).samples`` but for hidden class folders, which
-    ImageFolder takes for classes: classes sorted, each class folder walked with symlinks
-    followed, directories in sorted order, files sorted within each.
+    Gives ``ImageFolder(split_dir).samples``: classes sorted, each class folder walked with
+    symlinks followed, directories in sorted order, files sorted within each; but hidden files
+    and folders, which ImageFolder takes for images and classes, are left out, and ``.jfif``
+    and ``.jpe`` files are images.
 
     Args:
         split_dir: the folder holding one subfolder per class.
@@ -129,7 +143,7 @@ def scan_class_folders(split_dir: Path, classes: Sequence[str] | None = None) ->
         # Sorting os.walk's (dirpath, dirnames, filenames) tuples orders directories by their
         # full path string, which is what ImageFolder does; a depth-first walk would differ
         # for names like "a-b" beside "a/".
-        for dirpath, _, filenames in sorted(os.walk(split_dir / name, followlinks=True)):
+        for dirpath, filenames in sorted(_walk(split_dir / name)):
             files.extend(Path(dirpath, f) for f in sorted(filenames) if is_image_file(f))
         if len(files) == before:
             raise Invalid(

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.datasets.folder import default_loader
 from typing_extensions import Unpack
 
 from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Views
 from lit_alexnet.data.folders import ImageList
+from lit_alexnet.data.images import load_rgb
 from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.data.transforms import ten_crop_transform, train_transform, val_transform
 
@@ -25,7 +25,8 @@ def default_num_workers() -> int:
 
 
 class ImageListDataset(Dataset[tuple[torch.Tensor, int]]):
-    """ImageFolder's loading (Pillow, RGB) over an :class:`ImageList`."""
+    """Pillow's loading (RGB, upright as EXIF says: :mod:`~lit_alexnet.data.images`) over an
+    :class:`ImageList`."""
 
     def __init__(self, images: ImageList, transform: Callable[..., torch.Tensor]) -> None:
         self.images = images
@@ -35,7 +36,7 @@ class ImageListDataset(Dataset[tuple[torch.Tensor, int]]):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = default_loader(str(self.images.files[index]))
+        image = load_rgb(self.images.files[index])
         return self.transform(image), self.images.labels[index]
 
 
@@ -75,6 +76,7 @@ class ImageFolderDataModule(FolderDataModule):
     def setup(self, stage: str) -> None:
         stats = self.dataset_stats()
         if stage == "fit":
+            self.check_splits("train", "val")  # one refusal for both splits' problems
             train = train_transform(stats, mean=self.mean, lighting_std=self.lighting_std)
             self.datasets["train"] = ImageListDataset(self.image_list("train"), train)
         self.datasets["val"] = self._eval_set(self.val_views)

@@ -15,7 +15,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +29,13 @@ from lit_alexnet.data.parallel import progress_bar, usable_cpus
 
 __all__ = [
     "BAD_FILE_POLICIES",
+    "DECODABLE_FORMATS",
     "VERIFY_MODES",
     "BadFile",
     "BadFilesError",
     "bad_files_report",
     "check_image_list",
+    "check_image_lists",
     "find_bad_files",
     "main",
 ]
@@ -46,6 +48,10 @@ _JPEG_END = b"\xff\xd9"
 _PNG_START = b"\x89PNG\r\n\x1a\n"
 # JPEG encoders may append padding or junk after the end-of-image marker; libjpeg ignores it.
 _TAIL_BYTES = 4096
+# Pillow's names of the formats that both backends decode to the same pixels (MPO: the
+# multi-picture JPEG of cameras and phones). Pillow opens more (GIF, ICO, PSD, ...), but
+# DALI's decoder does not, and one such file would stop a DALI pipeline mid-epoch.
+DECODABLE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "TIFF", "WEBP", "PPM"})
 # A report lists this many files, then says how many more there are.
 _LISTED = 20
 # Below this many files a progress bar would only flash.
@@ -116,7 +122,7 @@ def find_bad_files(
 def bad_files_report(bad: Sequence[BadFile], total: int, what: str = "") -> str:
     """A summary of ``bad`` among ``total`` files, listing the first ones with reasons."""
     where = f" in {what}" if what else ""
-    lines = [f"{len(bad)} of {total} files{where} are not readable images:"]
+    lines = [f"{len(bad)} of {total} files{where} cannot be trained on:"]
     lines += [f"  {b.path}: {b.reason}" for b in bad[:_LISTED]]
     if len(bad) > _LISTED:
         lines.append(f"  and {len(bad) - _LISTED} more")
@@ -126,7 +132,7 @@ def bad_files_report(bad: Sequence[BadFile], total: int, what: str = "") -> str:
 def check_image_list(
     images: ImageList, mode: str = "fast", on_bad: str = "skip", what: str = ""
 ) -> ImageList:
-    """``images`` less the files that are not readable images, or an error naming them.
+    """``images`` less the files that cannot be trained on, or an error naming them.
 
     Args:
         images: the files to check.
@@ -135,18 +141,26 @@ def check_image_list(
             ``"error"`` raises :class:`BadFilesError` naming them.
         what: where the files are from (e.g. ``/data/ilsvrc2012/train``), for the report.
     """
+    return check_image_lists({what: images}, mode=mode, on_bad=on_bad)[what]
+
+
+def check_image_lists(
+    lists: Mapping[str, ImageList], mode: str = "fast", on_bad: str = "skip"
+) -> dict[str, ImageList]:
+    """:func:`check_image_list` of several lists (keyed by where they are from), with one
+    error naming the bad files of all of them, so that one run shows what to fix."""
     check_choice("mode", mode, VERIFY_MODES)
     check_choice("on_bad", on_bad, BAD_FILE_POLICIES)
-    bad = find_bad_files(images.files, mode=mode)
-    if not bad:
-        return images
-    report = bad_files_report(bad, len(images), what)
-    if on_bad == "error":
+    bad = {what: find_bad_files(images.files, mode=mode) for what, images in lists.items()}
+    reports = [bad_files_report(b, len(lists[what]), what) for what, b in bad.items() if b]
+    if reports and on_bad == "error":
         raise BadFilesError(
-            f"{report}\nFix or delete these files, or set data.bad_files=skip to leave them out."
+            "\n".join(reports)
+            + "\nFix or delete these files, or set data.bad_files=skip to leave them out."
         )
-    log.warning("%s\nThese files are left out (data.bad_files=skip).", report)
-    return images.without([b.path for b in bad])
+    for report in reports:
+        log.warning("%s\nThese files are left out (data.bad_files=skip).", report)
+    return {what: lists[what].without([b.path for b in bad[what]]) for what in lists}
 
 
 def _check_fast(path: Path) -> BadFile | None:
@@ -162,10 +176,9 @@ def _check_fast(path: Path) -> BadFile | None:
         return BadFile(path, f"cannot read: {e.strerror or e}")
     if head.startswith(_JPEG_START):
         # In entropy-coded data an FF byte is always followed by 00 or a restart marker, so
-        # a file cut short has no FF D9 near its end.
-        if _JPEG_END not in tail:
-            return BadFile(path, "truncated JPEG (no end-of-image marker)")
-        return None
+        # a file cut short has no FF D9 near its end. Phones append a video or a second image
+        # after the marker, though: only a decode tells such a file from a truncated one.
+        return None if _JPEG_END in tail else _check_full(path)
     if head == _PNG_START:
         if b"IEND" not in tail[-12:]:
             return BadFile(path, "truncated PNG (no IEND chunk)")
@@ -173,11 +186,11 @@ def _check_fast(path: Path) -> BadFile | None:
     try:
         with Image.open(path) as image:
             image.verify()
+            return _unsupported(path, image.format)
     except UnidentifiedImageError:
         return BadFile(path, "not an image file")
     except Exception as e:  # Pillow's plugins raise many kinds of errors on bad data
         return BadFile(path, f"cannot decode: {_describe(e)}")
-    return None
 
 
 def _check_full(path: Path) -> BadFile | None:
@@ -187,11 +200,21 @@ def _check_full(path: Path) -> BadFile | None:
         # ImageFile.LOAD_TRUNCATED_IMAGES stays False, so a file cut short raises here.
         with Image.open(path) as image:
             image.load()
+            return _unsupported(path, image.format)
     except UnidentifiedImageError:
         return BadFile(path, "not an image file")
     except Exception as e:  # Pillow's plugins raise many kinds of errors on bad data
         return BadFile(path, f"cannot decode: {_describe(e)}")
-    return None
+
+
+def _unsupported(path: Path, image_format: str | None) -> BadFile | None:
+    if image_format in DECODABLE_FORMATS:
+        return None
+    return BadFile(
+        path,
+        f"a {image_format} image, which DALI's decoder cannot read: convert it to JPEG or PNG "
+        "(both backends train on the same files)",
+    )
 
 
 def _describe(e: BaseException) -> str:
