@@ -299,6 +299,41 @@ def test_a_refusal_is_its_message_alone_with_exit_code_2(
     assert full.returncode != 0 and "Traceback" in full.stderr, full.stderr[-3000:]
 
 
+@pytest.mark.dali
+def test_a_file_dali_cannot_decode_is_named_as_the_run_stops(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    from PIL import Image
+
+    root = _jpeg_root(tmp_path / "data", {"train": ["a", "b"], "val": ["a", "b"]})
+    gif = root / "train" / "b" / "animated.jpg"  # Pillow reads it; DALI's decoder does not
+    frames = [Image.new("RGB", (64, 64), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lit_alexnet.train",
+            "+experiment=smoke",
+            "data=folder",
+            f"data.root={root}",
+            "data.backend=dali",
+            "data.verify=off",  # what verify would have caught reaches the pipeline
+            "hydra.run.dir=run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: DALI could not decode {gif} ("), proc.stderr[-3000:]
+
+
 def test_ctrl_c_saves_last_ckpt_says_how_to_resume_and_exits_130(
     tmp_path: Path, cache_dir: Path
 ) -> None:

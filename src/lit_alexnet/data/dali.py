@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from typing_extensions import Unpack
 
 from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Views
 from lit_alexnet.data.choices import DEVICES, Device
+from lit_alexnet.data.dali_culprit import UndecodableImage, find_undecodable
 from lit_alexnet.data.dataset_stats import DatasetStats
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.parallel import usable_cpus
@@ -54,6 +55,7 @@ _ANCHORS = np.arange(RESIZE - CROP + 1, dtype=np.float32) / (RESIZE - CROP)
 # same five mirrored: the order of the torchvision backend's TenCropTransform.
 _FIVE = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))
 _READER = "reader"
+_T = TypeVar("_T")
 
 
 def dali_available() -> bool:
@@ -258,9 +260,11 @@ class DaliLoader:
         batch_size: int,
         steps: int | None = None,
         channels_last: bool = False,
+        files: Sequence[Path] = (),
     ) -> None:
         self.pipeline = pipeline
         self.channels_last = channels_last
+        self.files = files  # what the pipeline reads: searched for the culprit if it fails
         batches = math.ceil(shard_size / batch_size)
         self._steps = batches if steps is None else min(steps, batches)
         self._iterator: Any = None
@@ -271,12 +275,14 @@ class DaliLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self._iterator is None:
-            self._iterator = DALIGenericIterator(
-                self.pipeline,
-                ["images", "labels"],
-                reader_name=_READER,
-                last_batch_policy=LastBatchPolicy.PARTIAL,
-                auto_reset=False,
+            self._iterator = self._guarded(
+                lambda: DALIGenericIterator(
+                    self.pipeline,
+                    ["images", "labels"],
+                    reader_name=_READER,
+                    last_batch_policy=LastBatchPolicy.PARTIAL,
+                    auto_reset=False,
+                )
             )
         self._finish_epoch()
         self._unfinished = True
@@ -284,7 +290,7 @@ class DaliLoader:
 
     def _epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _ in range(self._steps):
-            out = next(self._iterator)[0]
+            out = self._next()[0]
             images, labels = out["images"], out["labels"].view(-1).long()
             if self.channels_last:  # NHWC buffers seen as NCHW: channels_last memory
                 images = images.permute(0, 3, 1, 2)
@@ -298,9 +304,31 @@ class DaliLoader:
         # next(), not a for loop: iter() on a DALI iterator resets it, mid-epoch or not.
         with contextlib.suppress(StopIteration):
             while True:
-                next(self._iterator)
-        self._iterator.reset()
+                self._next()
+        self._guarded(self._iterator.reset)  # which starts reading the next epoch
         self._unfinished = False
+
+    def _next(self) -> Any:
+        return self._guarded(lambda: next(self._iterator))
+
+    def _guarded(self, call: Callable[[], _T]) -> _T:
+        """``call()``, a step of the pipeline, with a decode error naming its file."""
+        try:
+            return call()
+        except RuntimeError as e:
+            if not self.files:
+                raise
+            # DALI's message names an operator, never the file: find it.
+            found = find_undecodable(self.files)
+            if found is None:
+                raise
+            path, error = found
+            raise UndecodableImage(
+                f"DALI could not decode {path} ({error}), and the run stopped (a DALI pipeline "
+                "cannot drop a file mid-epoch, whatever data.bad_files says): convert or delete "
+                "it, and run `python -m lit_alexnet.data.verify` on the data root with --mode "
+                "full to find any others before training again"
+            ) from e
 
 
 class DaliImageDataModule(FolderDataModule):
@@ -393,6 +421,7 @@ class DaliImageDataModule(FolderDataModule):
             self.batch_size,
             steps=steps,
             channels_last=self.channels_last,
+            files=images.files,
         )
 
     def val_dataloader(self) -> DaliLoader:
@@ -404,7 +433,7 @@ class DaliImageDataModule(FolderDataModule):
     def _eval_loader(self, views: Views) -> DaliLoader:
         images = self.image_list("val")
         pipe = self._build(_eval_graph, images, mean=self.mean, views=views, layout="CHW")
-        return DaliLoader(pipe, self._shard_size(images), self.batch_size)
+        return DaliLoader(pipe, self._shard_size(images), self.batch_size, files=images.files)
 
     def _shard(self) -> tuple[int, int]:
         trainer = self.trainer
