@@ -17,9 +17,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One built-in-dataset cache for the whole session, so the smoke dataset is made once."""
+    """One cache for the whole session, so the smoke dataset is made once, and what tests
+    cache (datasets, statistics) never lands in the user's ~/.cache."""
     path = tmp_path_factory.mktemp("cache")
     os.environ["LIT_ALEXNET_CACHE"] = str(path)
     return path

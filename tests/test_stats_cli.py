@@ -133,3 +133,43 @@ def test_cli_writes_the_file(root: Path, tmp_path: Path) -> None:
     assert "mean R G B (0-255)" in proc.stdout
     assert "broken.jpg: not an image file" in proc.stdout + proc.stderr
     assert list(work.iterdir()) == []  # no outputs/ folder, no log file
+
+
+def test_a_root_without_stats_gets_its_own_on_first_use_cached_for_later_runs(
+    root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lit_alexnet.data import base
+    from lit_alexnet.data.torchvision import ImageFolderDataModule
+
+    first = ImageFolderDataModule(root, num_workers=0)
+    first.prepare_data()
+    stats = first.dataset_stats()
+
+    # The training set's own figures, not ImageNet's: the mean image of its crops.
+    assert stats.mean_image is not None
+    np.testing.assert_allclose(stats.mean_image, reference_crops(root).mean(0), atol=1e-6)
+    assert not (root / STATS_FILENAME).exists()  # the data folder is left as it was
+    # A later run reads the cached file and computes nothing.
+    monkeypatch.setattr(base, "compute_folder_stats", lambda *a, **k: pytest.fail("recomputed"))
+    again = ImageFolderDataModule(root, num_workers=0).dataset_stats()
+    np.testing.assert_array_equal(again.eigvec, stats.eigvec)
+
+
+def test_the_published_figures_by_name(root: Path) -> None:
+    from lit_alexnet.data.dataset_stats import IMAGENET_STATS
+    from lit_alexnet.data.torchvision import ImageFolderDataModule
+
+    assert ImageFolderDataModule(root, stats="imagenet").dataset_stats() is IMAGENET_STATS
+
+
+def test_a_sample_caps_the_images_read(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lit_alexnet.data import dataset_stats
+
+    read: list[Path] = []
+    crop = dataset_stats.resize_centre_crop
+    monkeypatch.setattr(dataset_stats, "resize_centre_crop", lambda f: (read.append(f), crop(f))[1])
+
+    compute_folder_stats(root, verify="off", sample=3)
+
+    assert len(read) == len(set(read)) == 3
+    assert read == sorted(read)  # drawn from the whole split, read in its order

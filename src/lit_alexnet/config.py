@@ -153,7 +153,8 @@ class DataConfig:
     lighting_std: float = LIGHTING_STD
     val_views: str = "center"
     test_views: str = "ten_crop"
-    # Written by `python -m lit_alexnet.stats`; null: <root>/stats.npz, else ImageNet's figures.
+    # A file written by `python -m lit_alexnet.stats`; null: <root>/stats.npz, else computed on
+    # first use from a sample of the training set and cached; "imagenet": the published figures.
     stats: str | None = None
     verify: str = "fast"
     bad_files: str = "skip"

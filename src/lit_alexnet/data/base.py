@@ -7,21 +7,32 @@ the same files with the same class indices.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 
 from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data.builtin import BuiltinSpec, default_cache_dir, ensure_builtin_dataset
 from lit_alexnet.data.choices import LIGHTING_STD, MeanMode, Views, check_data_options
-from lit_alexnet.data.dataset_stats import IMAGENET_STATS, STATS_FILENAME, DatasetStats
+from lit_alexnet.data.dataset_stats import (
+    IMAGENET_STATS,
+    STATS_FILENAME,
+    DatasetStats,
+    compute_folder_stats,
+)
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.transforms import mean_tensor
 from lit_alexnet.data.verify import check_image_lists
 
 Split = Literal["train", "val"]
+# Images the statistics are computed from when a root has none: the mean image and the 3x3
+# RGB covariance settle to well under one grey level long before this.
+STATS_SAMPLE = 10_000
+# data.stats=imagenet: the published figures, by name.
+PUBLISHED = "imagenet"
 
 
 class FolderOptions(TypedDict, total=False):
@@ -49,8 +60,11 @@ class FolderDataModule(L.LightningDataModule):
     head and tail, ``"full"`` decodes it, ``"off"``); files that are not readable images are
     named in one report and left out (``bad_files="skip"``) or stop the run (``"error"``).
 
-    Statistics come from ``stats`` (a file written by ``python -m lit_alexnet.stats``),
-    else ``root/stats.npz``, else ImageNet's published figures, which are announced once.
+    Statistics (the mean image and the RGB PCA of section 4.1) are the training set's own, as
+    the paper's were: from ``stats`` (a file written by ``python -m lit_alexnet.stats``), else
+    ``root/stats.npz``, else computed on first use from :data:`STATS_SAMPLE` training images
+    drawn at random and cached in the cache directory (``$LIT_ALEXNET_CACHE/stats/``) for
+    later runs. ``stats="imagenet"`` asks for ImageNet's published figures instead.
     """
 
     def __init__(
@@ -134,25 +148,43 @@ class FolderDataModule(L.LightningDataModule):
             "mean": mean_tensor(self.dataset_stats(), self.mean),
         }
 
+    def prepare_data(self) -> None:
+        # Once per node (Lightning calls this on local rank 0 only); the other ranks read the
+        # cached file in setup.
+        self.dataset_stats()
+
     def dataset_stats(self) -> DatasetStats:
         """The training set's mean and RGB principal components (see the class docstring)."""
         if self._stats is None:
-            path = self.stats_path or self.root / STATS_FILENAME
-            if path.is_file():
-                self._stats = DatasetStats.load(path)
-            elif self.stats_path is not None:
-                raise Missing(
-                    f"data.stats={str(self.stats_path)!r} does not exist: write it with "
-                    f"`python -m lit_alexnet.stats data.root={self.root}` or set data.stats=null"
-                )
-            else:
-                rank_zero_warn(
-                    f"{path} not found: using ImageNet's published mean and PCA figures "
-                    f"(`python -m lit_alexnet.stats data.root={self.root}` computes this "
-                    "dataset's own)"
-                )
+            own = self.root / STATS_FILENAME
+            if self.stats_path == Path(PUBLISHED):
+                rank_zero_info("data.stats=imagenet: ImageNet's published mean and PCA figures")
                 self._stats = IMAGENET_STATS
+            elif self.stats_path is not None:
+                if not self.stats_path.is_file():
+                    raise Missing(
+                        f"data.stats={str(self.stats_path)!r} does not exist: write it with "
+                        f"`python -m lit_alexnet.stats data.root={self.root}`, or set "
+                        "data.stats=null to compute them on first use"
+                    )
+                self._stats = DatasetStats.load(self.stats_path)
+            elif own.is_file():
+                self._stats = DatasetStats.load(own)
+            else:
+                self._stats = self._first_use_stats()
         return self._stats
+
+    def _first_use_stats(self) -> DatasetStats:
+        key = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
+        path = default_cache_dir() / "stats" / f"{self.root.name}-{key}-{STATS_SAMPLE}.npz"
+        if not path.is_file():
+            rank_zero_info(
+                f"{self.root / STATS_FILENAME} not found: computing the mean image and PCA of "
+                f"{STATS_SAMPLE} random training images once, cached in {path} "
+                "(data.stats=imagenet uses ImageNet's published figures instead)"
+            )
+            compute_folder_stats(self.root, out=path, verify=self.verify, sample=STATS_SAMPLE)
+        return DatasetStats.load(path)
 
 
 class BuiltinMixin:

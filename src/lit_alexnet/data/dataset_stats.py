@@ -7,6 +7,7 @@ on the 0-1 scale, the scale ImageNet's published figures use, and converted wher
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lit_alexnet.data.folders import scan_split
+from lit_alexnet.data.folders import ImageList, scan_split
 from lit_alexnet.data.images import load_rgb
 from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
 from lit_alexnet.data.verify import check_image_list
@@ -147,19 +148,27 @@ def resize_centre_crop(source: bytes | Path) -> np.ndarray:
 
 
 def compute_folder_stats(
-    root: str | Path, out: str | Path | None = None, verify: str = "fast"
+    root: str | Path,
+    out: str | Path | None = None,
+    verify: str = "fast",
+    sample: int | None = None,
 ) -> tuple[DatasetStats, Path]:
     """Compute the statistics of ``root/train/<class>/*`` and save them.
 
-    Files that are not readable images are left out with a warning (``verify`` as in
-    :func:`~lit_alexnet.data.verify.find_bad_files`). Returns the statistics and the file
-    they were written to, ``out`` or else ``root/stats.npz``, where training looks for them.
+    Files that cannot be trained on are left out with a warning (``verify`` as in
+    :func:`~lit_alexnet.data.verify.find_bad_files`). ``sample`` caps the images used: that
+    many drawn at random (seed 0) from the whole training split. Returns the statistics and
+    the file they were written to, ``out`` or else ``root/stats.npz``, where training looks.
     """
     root = Path(root).expanduser()
     path = root / STATS_FILENAME if out is None else Path(out).expanduser()
     train = root / "train"
+    files = scan_split(root, "train").files
+    if sample is not None and len(files) > sample:
+        picked = np.sort(np.random.default_rng(0).choice(len(files), sample, replace=False))
+        files = tuple(files[i] for i in picked)
     images = check_image_list(
-        scan_split(root, "train"), mode=verify, on_bad="skip", what=str(train)
+        ImageList(files, (0,) * len(files), ("any",)), mode=verify, on_bad="skip", what=str(train)
     )
 
     def crop(file: Path) -> np.ndarray:
@@ -182,5 +191,8 @@ def compute_folder_stats(
 
         stats = compute_stats(crops())
     path.parent.mkdir(parents=True, exist_ok=True)
-    stats.save(path)
+    # Written whole or not at all: another process (a rank, a node) may be reading it.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.npz")
+    stats.save(partial)
+    os.replace(partial, path)
     return DatasetStats.load(path), path
