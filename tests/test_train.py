@@ -334,6 +334,29 @@ def test_a_file_dali_cannot_decode_is_named_as_the_run_stops(
     assert last.startswith(f"error: DALI could not decode {gif} ("), proc.stderr[-3000:]
 
 
+def test_a_bad_files_refusal_under_ddp_stops_every_rank(tmp_path: Path, cache_dir: Path) -> None:
+    root = _jpeg_root(tmp_path / "data", {"train": ["a", "b"], "val": ["a", "b"]})
+    (root / "val" / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    args = ["+experiment=smoke", "strategy=two_device_ddp", "data=folder", f"data.root={root}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.train", *args, "data.bad_files=error", "logger=csv"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a rank left waiting for the other would hang here
+    )
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stdout + proc.stderr  # both ranks ran
+    # Rank 0 read the files and sent rank 1 the refusal; the report is what the user reads last.
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    tail = proc.stderr.strip().splitlines()[-3:]
+    assert tail[0] == f"error: 1 of 5 files in {root / 'val'} cannot be trained on:", tail
+    assert tail[1].startswith(f"  {root / 'val' / 'b' / 'broken.jpg'}: cannot decode"), tail
+
+
 def test_ctrl_c_saves_last_ckpt_says_how_to_resume_and_exits_130(
     tmp_path: Path, cache_dir: Path
 ) -> None:

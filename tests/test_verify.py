@@ -222,3 +222,37 @@ def test_cli_with_no_root_checks_the_builtin_dataset_and_says_where_it_is(
     assert f"the built-in dataset: {tmp_path / spec.dirname}" in out
     total = spec.num_classes * (spec.train_per_class + spec.val_per_class)
     assert f"{total} files checked, all readable" in out
+
+
+def test_under_ddp_only_rank_0_reads_the_files(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from lit_alexnet.data.torchvision import ImageFolderDataModule
+
+    sent: list[object] = []
+
+    def trainer(rank: int, received: object = None) -> SimpleNamespace:
+        def broadcast(obj: object, src: int = 0) -> object:
+            sent.append(obj)
+            return obj if rank == 0 else received
+
+        return SimpleNamespace(
+            world_size=2, global_rank=rank, strategy=SimpleNamespace(broadcast=broadcast)
+        )
+
+    rank0 = ImageFolderDataModule(root, num_workers=0)
+    rank0.trainer = trainer(0)  # type: ignore[assignment]
+    rank0.check_splits("train", "val")
+    # Rank 1 reads no file: it takes rank 0's findings.
+    monkeypatch.setattr(verify, "find_bad_files", lambda *a, **k: pytest.fail("rank 1 read"))
+    rank1 = ImageFolderDataModule(root, num_workers=0)
+    rank1.trainer = trainer(1, received=sent[0])  # type: ignore[assignment]
+    rank1.check_splits("train", "val")
+
+    assert rank1.image_list("train") == rank0.image_list("train")
+    assert len(rank1.image_list("train")) == len(scan_split(root, "train")) - 4
+    # A refusal travels too: rank 1 raises the same error instead of waiting.
+    stopping = ImageFolderDataModule(root, num_workers=0, bad_files="error")
+    stopping.trainer = trainer(1, received="4 of 14 files ... cannot be trained on")  # type: ignore[assignment]
+    with pytest.raises(BadFilesError, match="cannot be trained on"):
+        stopping.check_splits("train", "val")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -49,10 +51,35 @@ def one_line_refusals(main: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return main(*args, **kwargs)
-        except Refused as e:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except Exception as e:
+            message = str(e) if isinstance(e, Refused) else _refusal_in_child(e)
+            if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"error: {e}", file=sys.stderr, flush=True)
+            print(f"error: {message}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 
     return wrapper
+
+
+# The last line of a traceback: "lit_alexnet.data.verify.BadFilesError: <message...>".
+_RAISED = re.compile(r"^(lit_alexnet(?:\.\w+)*)\.(\w+): ", re.M)
+
+
+def _refusal_in_child(error: Exception) -> str | None:
+    """The message of a refusal raised in a process that ``strategy=two_device_ddp`` spawned:
+    torch hands the parent only the child's traceback, as text."""
+    from torch.multiprocessing import ProcessRaisedException
+
+    if not isinstance(error, ProcessRaisedException):
+        return None
+    matches = list(_RAISED.finditer(str(error)))
+    if not matches:
+        return None
+    last = matches[-1]
+    try:
+        raised = getattr(importlib.import_module(last.group(1)), last.group(2), None)
+    except ImportError:
+        return None
+    if not (isinstance(raised, type) and issubclass(raised, Refused)):
+        return None
+    return str(error)[last.end() :].strip()

@@ -25,7 +25,7 @@ from lit_alexnet.data.dataset_stats import (
 )
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.transforms import mean_tensor
-from lit_alexnet.data.verify import check_image_lists
+from lit_alexnet.data.verify import BadFilesError, check_image_lists
 
 Split = Literal["train", "val"]
 # Images the statistics are computed from when a root has none: the mean image and the 3x3
@@ -135,9 +135,31 @@ class FolderDataModule(L.LightningDataModule):
             )
             for split in todo
         }
-        checked = check_image_lists(found, mode=self.verify, on_bad=self.bad_files)
+        checked = self._verified(found)
         for split in todo:
             self._lists[split] = checked[f"{self.root}/{split}"]
+
+    def _verified(self, found: dict[str, ImageList]) -> dict[str, ImageList]:
+        """``found`` less its bad files. Under DDP, rank 0 alone reads the files and sends the
+        other ranks what it found, a refusal included, so that every rank stops alike."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return check_image_lists(found, mode=self.verify, on_bad=self.bad_files)
+        outcome: dict[str, list[Path]] | str | None = None
+        if trainer.global_rank == 0:
+            try:
+                checked = check_image_lists(found, mode=self.verify, on_bad=self.bad_files)
+                outcome = {
+                    what: sorted(set(found[what].files) - set(checked[what].files))
+                    for what in found
+                }
+            except BadFilesError as e:
+                outcome = str(e)
+        outcome = trainer.strategy.broadcast(outcome, src=0)
+        if isinstance(outcome, str):
+            raise BadFilesError(outcome)
+        assert outcome is not None
+        return {what: found[what].without(outcome[what]) for what in found}
 
     def preprocessing(self) -> dict[str, Any]:
         """What inference on a new image needs, saved with each checkpoint: the class names
