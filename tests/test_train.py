@@ -286,10 +286,11 @@ def test_a_refusal_is_its_message_alone_with_exit_code_2(
     # Nothing trained: the refusal comes before the first epoch.
     assert not list(tmp_path.rglob("*.ckpt"))
 
-    # HYDRA_FULL_ERROR=1 shows the whole traceback for those who want it.
-    env["HYDRA_FULL_ERROR"] = "1"
+
+def test_hydra_full_error_shows_a_refusals_traceback(tmp_path: Path, cache_dir: Path) -> None:
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "HYDRA_FULL_ERROR": "1"}
     full = subprocess.run(
-        [sys.executable, "-m", "lit_alexnet.train", *args],
+        [sys.executable, "-m", "lit_alexnet.train", "+experiment=smoke", "data.batch_size=0"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -297,6 +298,7 @@ def test_a_refusal_is_its_message_alone_with_exit_code_2(
         timeout=180,
     )
     assert full.returncode != 0 and "Traceback" in full.stderr, full.stderr[-3000:]
+    assert "data.batch_size=0 must be" in full.stderr
 
 
 @pytest.mark.dali
