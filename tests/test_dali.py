@@ -271,6 +271,8 @@ def _numbered(root: Path, size: int) -> Path:
 
 def _rank(root: Path, rank: int, world: int, batch_size: int = 4) -> DaliImageDataModule:
     dm = DaliImageDataModule(root, batch_size=batch_size, device="cpu", num_threads=1)
+    # The files checked here, as rank 0 would check them and broadcast what it found.
+    dm.check_splits("train", "val")
     # What setup() needs of a Trainer under DDP; a broadcast seed as rank 0 would send it.
     strategy = SimpleNamespace(broadcast=lambda seed: 1234, root_device=torch.device("cpu"))
     dm.trainer = SimpleNamespace(global_rank=rank, world_size=world, strategy=strategy)  # type: ignore[assignment]

@@ -67,6 +67,8 @@ class ImageList:
     def without(self, paths: Collection[Path]) -> ImageList:
         """The same list less ``paths``, in the same order and with the same classes."""
         drop = set(paths)
+        if not drop:
+            return self
         kept = [(f, y) for f, y in zip(self.files, self.labels, strict=True) if f not in drop]
         return ImageList(
             files=tuple(f for f, _ in kept),
