@@ -214,3 +214,14 @@ def test_smoke_composes_with_every_data_option_and_limits_the_run(
     assert cfg.trainer.limit_val_batches == 2
     if data == "builtin":  # the user's choice of the built-in data keeps its own sizes
         assert cfg.data.train_per_class == 100
+
+
+def test_the_plateau_schedule_without_validation_every_epoch_is_refused(
+    composed: Composer,
+) -> None:
+    # The quickstart validates every other epoch; ReduceLROnPlateau would find no val error
+    # at the end of the first and stop the run there, after an epoch of training.
+    with pytest.raises(ValueError, match=r"trainer\.check_val_every_n_epoch=1"):
+        validate(composed("scheduler=plateau"))
+    validate(composed("scheduler=plateau", "trainer.check_val_every_n_epoch=1"))
+    validate(composed("+ablation=paper_recipe"))

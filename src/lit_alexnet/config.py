@@ -312,3 +312,11 @@ def validate(cfg: DictConfig) -> None:
             OmegaConf.to_object(node)
         except ValueError as e:
             raise Invalid(f"{key}.{e}") from None
+    every = OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1)
+    target = OmegaConf.select(cfg, "scheduler._target_", default="")
+    if target.endswith("PlateauDecay") and every != 1:
+        raise Invalid(
+            f"scheduler=plateau steps on each epoch's validation error, but "
+            f"trainer.check_val_every_n_epoch={every} validates every {every}th epoch only: "
+            "add trainer.check_val_every_n_epoch=1 (as +experiment=paper does)"
+        )

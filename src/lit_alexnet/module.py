@@ -16,6 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lit_alexnet.nn import AlexNet
 from lit_alexnet.optim import PaperSGD
+from lit_alexnet.rng import capture_rng_states, restore_rng_states
 
 OptimizerFactory = Callable[[Iterable[Tensor]], Optimizer]
 SchedulerFactory = Callable[..., LRScheduler | ReduceLROnPlateau]
@@ -37,6 +38,8 @@ class TopKError(MulticlassAccuracy):
 MONITOR = "val/top1_error"
 # The checkpoint key of the datamodule's preprocessing (class names, mean).
 PREPROCESSING = "lit_alexnet_preprocessing"
+# The checkpoint key of the random states (lit_alexnet.rng), for exact resumption.
+RNG_STATES = "lit_alexnet_rng_states"
 
 
 class LitAlexNet(L.LightningModule):
@@ -71,6 +74,7 @@ class LitAlexNet(L.LightningModule):
         self.optimizer_factory = optimizer
         self.train_images = 0  # seen by this process, for the run's images per second
         self.scheduler_factory = scheduler
+        self._rng_states: dict[str, Any] | None = None  # from a checkpoint, set at train start
         # One metric object per stage and k: torchmetrics accumulates each stage on its own.
         self.errors = nn.ModuleDict(
             {
@@ -100,6 +104,17 @@ class LitAlexNet(L.LightningModule):
         describe = getattr(datamodule, "preprocessing", None)
         if callable(describe):
             checkpoint[PREPROCESSING] = describe()
+        checkpoint[RNG_STATES] = capture_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Set when training starts, after the sanity check and the data's setup, so that the
+        # next dropout mask is the one the uninterrupted run drew.
+        self._rng_states = checkpoint.get(RNG_STATES)
+
+    def on_train_start(self) -> None:
+        if self._rng_states is not None:
+            restore_rng_states(self._rng_states)
+            self._rng_states = None
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits for ``[B, 3, 224, 224]`` images."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_alexnet.checks import Invalid, Missing
@@ -47,6 +48,14 @@ class FolderOptions(TypedDict, total=False):
     stats: str | Path | None  # a stats.npz; default root/stats.npz, else ImageNet's figures
     verify: str  # "fast", "full" or "off"
     bad_files: str  # "skip" or "error"
+
+
+class _ResumableLoader(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+_L = TypeVar("_L", bound=_ResumableLoader)
 
 
 class FolderDataModule(L.LightningDataModule):
@@ -101,6 +110,8 @@ class FolderDataModule(L.LightningDataModule):
         self.verify = verify
         self.bad_files = bad_files
         self._lists: dict[str, ImageList] = {}
+        self._train_loader: Any = None
+        self._train_state: dict[str, Any] | None = None
         self._stats: DatasetStats | None = None
 
     @property
@@ -160,6 +171,45 @@ class FolderDataModule(L.LightningDataModule):
             raise BadFilesError(outcome)
         assert outcome is not None
         return {what: found[what].without(outcome[what]) for what in found}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training data stand, saved with every checkpoint: the training loader's
+        position (see :meth:`resume_at`)."""
+        loader = self._train_loader
+        return {} if loader is None else {"train_loader": loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Lightning restores a datamodule before it asks for the training loader, whereas
+        # it hands a loader its own state only when nothing asked for the loader before the
+        # restore (estimated_stepping_batches does): the loader is put in place when made.
+        self._train_state = state_dict.get("train_loader")
+
+    def _resumable(self, loader: _L) -> _L:
+        """``loader``, the training loader just made, where a loaded checkpoint left it."""
+        self._train_loader = loader
+        if self._train_state is not None:
+            loader.load_state_dict(self._train_state)
+            self._train_state = None
+        return loader
+
+    def resume_at(self) -> int | None:
+        """Where the training data of a run resumed from a checkpoint saved now begin: after
+        this many batches of the current epoch, or ``None`` for the next epoch's start."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        # `processed` (a _ProcessedTracker's, typed as its base): counted once the optimizer
+        # has stepped, before on_train_batch_end, where a checkpoint inside an epoch is saved.
+        current = trainer.fit_loop.epoch_loop.batch_progress.current
+        done: int = current.processed  # type: ignore[attr-defined]
+        return None if done >= trainer.num_training_batches else done
+
+    def shared_seed(self, seed: int | None = None) -> int:
+        """``seed``, or torch's (which ``seed_everything`` sets), the same on every rank."""
+        seed = torch.initial_seed() if seed is None else seed
+        if self.trainer is not None:
+            seed = self.trainer.strategy.broadcast(seed)
+        return seed % 2**31
 
     def preprocessing(self) -> dict[str, Any]:
         """What inference on a new image needs, saved with each checkpoint: the class names

@@ -251,24 +251,36 @@ class DaliLoader:
     sanity check, ``limit_*_batches``) is read to its end before the next begins, because a
     DALI reader cannot restart mid-epoch. ``steps`` caps the batches per epoch: under DDP every
     rank must take the same number of optimizer steps.
+
+    Given ``resume_at`` (a training loader), it is resumable: ``state_dict()`` is DALI's
+    checkpoint of the pipeline (reader position, random generators) where a resumed run
+    starts, after ``resume_at()`` batches of the epoch or, when that is ``None``, at the next
+    epoch's start; ``load_state_dict()`` rebuilds the pipeline from it.
     """
 
     def __init__(
         self,
-        pipeline: Pipeline,
+        build: Callable[[str | None], Pipeline],
         shard_size: int,
         batch_size: int,
         steps: int | None = None,
         channels_last: bool = False,
         files: Sequence[Path] = (),
+        resume_at: Callable[[], int | None] | None = None,
     ) -> None:
-        self.pipeline = pipeline
+        self.build = build  # a built pipeline, restored from a DALI checkpoint if given one
+        self.pipeline = build(None)
         self.channels_last = channels_last
         self.files = files  # what the pipeline reads: searched for the culprit if it fails
         batches = math.ceil(shard_size / batch_size)
         self._steps = batches if steps is None else min(steps, batches)
+        self.resume_at = resume_at
         self._iterator: Any = None
         self._unfinished = False
+        self._done = 0  # batches of the epoch yielded
+        # DALI's checkpoint after each of the last few batches yielded: a fetcher that reads
+        # ahead leaves the batches the trainer has finished behind those yielded.
+        self._marks: dict[int, str] = {}
 
     def __len__(self) -> int:
         return self._steps
@@ -285,17 +297,27 @@ class DaliLoader:
                 )
             )
         self._finish_epoch()
-        self._unfinished = True
         return self._epoch()
 
     def _epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for _ in range(self._steps):
+        # Unfinished once reading begins, not at iter(): Lightning makes an iterator it never
+        # reads (and then another), and finishing that epoch would skip it unread.
+        self._unfinished = True
+        self._mark()
+        while self._done < self._steps:
             out = self._next()[0]
+            self._done += 1
+            self._mark()
             images, labels = out["images"], out["labels"].view(-1).long()
             if self.channels_last:  # NHWC buffers seen as NCHW: channels_last memory
                 images = images.permute(0, 3, 1, 2)
             yield images, labels
         self._finish_epoch()
+
+    def _mark(self) -> None:
+        if self.resume_at is not None:
+            self._marks[self._done] = self._iterator.checkpoints()[0]
+            self._marks.pop(self._done - 3, None)
 
     def _finish_epoch(self) -> None:
         """Read what the epoch has left (a tail past ``steps``, or more), then rewind."""
@@ -307,9 +329,34 @@ class DaliLoader:
                 self._next()
         self._guarded(self._iterator.reset)  # which starts reading the next epoch
         self._unfinished = False
+        self._done = 0
+        self._marks.clear()
 
     def _next(self) -> Any:
         return self._guarded(lambda: next(self._iterator))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where a run resumed from a checkpoint saved now starts (see the class)."""
+        if self.resume_at is None or self._iterator is None:
+            return {}
+        done = self.resume_at()
+        if done is None:
+            self._finish_epoch()  # what the next iter() would do first
+            return {"pipeline": self._iterator.checkpoints()[0], "batches_done": 0}
+        if done not in self._marks:
+            raise RuntimeError(
+                f"no DALI checkpoint after batch {done} of the epoch (kept: {sorted(self._marks)})"
+            )
+        return {"pipeline": self._marks[done], "batches_done": done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        self.pipeline = self.build(state["pipeline"])
+        self._iterator = None
+        self._unfinished = False
+        self._done = state["batches_done"]
+        self._marks.clear()
 
     def _guarded(self, call: Callable[[], _T]) -> _T:
         """``call()``, a step of the pipeline, with a decode error naming its file."""
@@ -387,10 +434,8 @@ class DaliImageDataModule(FolderDataModule):
                     f"trainer.{name}={limit}: DALI still decodes each whole epoch (a reader "
                     "cannot stop mid-epoch); only fewer batches reach the model"
                 )
-        seed = torch.initial_seed() if self.pipeline_seed is None else self.pipeline_seed
         # Every rank must shuffle alike for the shards to split the data.
-        self.seed = seed if self.trainer is None else self.trainer.strategy.broadcast(seed)
-        self.seed %= 2**31
+        self.seed = self.shared_seed(self.pipeline_seed)
         rank_zero_info(f"DALI pipelines on the {self.device.upper()}")
         self.dataset_stats()  # says once where the statistics come from
         # Both splits at fit time, so that a class only in val/ or a bad val file is refused
@@ -406,7 +451,7 @@ class DaliImageDataModule(FolderDataModule):
             math.ceil((end - start) / self.batch_size)
             for start, end in (shard_bounds(len(images), s, num_shards) for s in range(num_shards))
         )
-        pipe = self._build(
+        build = self._builder(
             _train_graph,
             images,
             mean=self.mean,
@@ -415,14 +460,16 @@ class DaliImageDataModule(FolderDataModule):
             shuffle_seed=self.seed,
             pipeline_seed=self.seed + 1 + shard_id,
         )
-        return DaliLoader(
-            pipe,
+        loader = DaliLoader(
+            build,
             self._shard_size(images),
             self.batch_size,
             steps=steps,
             channels_last=self.channels_last,
             files=images.files,
+            resume_at=self.resume_at,
         )
+        return self._resumable(loader)
 
     def val_dataloader(self) -> DaliLoader:
         return self._eval_loader(self.val_views)
@@ -432,8 +479,8 @@ class DaliImageDataModule(FolderDataModule):
 
     def _eval_loader(self, views: Views) -> DaliLoader:
         images = self.image_list("val")
-        pipe = self._build(_eval_graph, images, mean=self.mean, views=views, layout="CHW")
-        return DaliLoader(pipe, self._shard_size(images), self.batch_size, files=images.files)
+        build = self._builder(_eval_graph, images, mean=self.mean, views=views, layout="CHW")
+        return DaliLoader(build, self._shard_size(images), self.batch_size, files=images.files)
 
     def _shard(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -450,24 +497,34 @@ class DaliImageDataModule(FolderDataModule):
             return self.trainer.strategy.root_device.index or 0
         return torch.cuda.current_device()
 
-    def _build(
+    def _builder(
         self, graph: Any, images: ImageList, pipeline_seed: int | None = None, **kwargs: Any
-    ) -> Pipeline:
+    ) -> Callable[[str | None], Pipeline]:
+        """A function building the pipeline of ``graph``, restored from a DALI checkpoint
+        when given one."""
         shard_id, num_shards = self._shard()
-        defined = pipeline_def(graph)(
-            images,
-            self.dataset_stats(),
-            device=self.device,
-            shard_id=shard_id,
-            num_shards=num_shards,
-            batch_size=self.batch_size,
-            num_threads=self.num_threads,
-            device_id=self._device_id(),
-            seed=self.seed + shard_id if pipeline_seed is None else pipeline_seed,
-            **kwargs,
-        )
-        defined.build()
-        return defined
+        stats = self.dataset_stats()
+        device_id = self._device_id()
+        seed = self.seed + shard_id if pipeline_seed is None else pipeline_seed
+
+        def build(checkpoint: str | None) -> Pipeline:
+            defined = pipeline_def(enable_checkpointing=True)(graph)(
+                images,
+                stats,
+                device=self.device,
+                shard_id=shard_id,
+                num_shards=num_shards,
+                batch_size=self.batch_size,
+                num_threads=self.num_threads,
+                device_id=device_id,
+                seed=seed,
+                checkpoint=checkpoint,
+                **kwargs,
+            )
+            defined.build()
+            return defined
+
+        return build
 
 
 class BuiltinDaliDataModule(BuiltinMixin, DaliImageDataModule):

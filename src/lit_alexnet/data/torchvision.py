@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -16,6 +17,13 @@ from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions,
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.images import load_rgb
 from lit_alexnet.data.parallel import usable_cpus
+from lit_alexnet.data.resumable import (
+    EpochSampler,
+    ResumableDataLoader,
+    SampleKey,
+    fixed_generator,
+    sample_seed,
+)
 from lit_alexnet.data.transforms import ten_crop_transform, train_transform, val_transform
 
 
@@ -26,16 +34,32 @@ def default_num_workers() -> int:
 
 class ImageListDataset(Dataset[tuple[torch.Tensor, int]]):
     """Pillow's loading (RGB, upright as EXIF says: :mod:`~lit_alexnet.data.images`) over an
-    :class:`ImageList`."""
+    :class:`ImageList`.
 
-    def __init__(self, images: ImageList, transform: Callable[..., torch.Tensor]) -> None:
+    Indexed by an :data:`~lit_alexnet.data.resumable.SampleKey` ``(epoch, index)``, the
+    transform draws from a generator seeded by ``(seed, epoch, index)`` alone, whichever
+    worker runs it and whenever: what makes a resumed run augment as the uninterrupted one.
+    """
+
+    def __init__(
+        self, images: ImageList, transform: Callable[..., torch.Tensor], seed: int = 0
+    ) -> None:
         self.images = images
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, int]:
+        if isinstance(key, int):
+            return self._load(key)
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            return self._load(index)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, int]:
         image = load_rgb(self.images.files[index])
         return self.transform(image), self.images.labels[index]
 
@@ -72,13 +96,15 @@ class ImageFolderDataModule(FolderDataModule):
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.pin_memory = pin_memory
         self.datasets: dict[str, ImageListDataset] = {}
+        self.seed = 0
 
     def setup(self, stage: str) -> None:
         stats = self.dataset_stats()
+        self.seed = self.shared_seed()
         if stage == "fit":
             self.check_splits("train", "val")  # one refusal for both splits' problems
             train = train_transform(stats, mean=self.mean, lighting_std=self.lighting_std)
-            self.datasets["train"] = ImageListDataset(self.image_list("train"), train)
+            self.datasets["train"] = ImageListDataset(self.image_list("train"), train, self.seed)
         self.datasets["val"] = self._eval_set(self.val_views)
         if stage == "test":
             self.datasets["test"] = self._eval_set(self.test_views)
@@ -87,24 +113,30 @@ class ImageFolderDataModule(FolderDataModule):
         make = ten_crop_transform if views == "ten_crop" else val_transform
         return ImageListDataset(self.image_list("val"), make(self.dataset_stats(), mean=self.mean))
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-        )
+    def _options(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+            "pin_memory": self.pin_memory,
+            "generator": fixed_generator(),
+        }
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        dataset = self.datasets["train"]
+        trainer = self.trainer
+        world, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+        sampler = EpochSampler(dataset, num_replicas=world, rank=rank, seed=self.seed)
+        loader = ResumableDataLoader(
+            dataset, sampler=sampler, resume_at=self.resume_at, **self._options()
+        )
+        return self._resumable(loader)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return DataLoader(self.datasets["val"], **self._options())
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return DataLoader(self.datasets["test"], **self._options())
 
 
 class BuiltinDataModule(BuiltinMixin, ImageFolderDataModule):
