@@ -198,7 +198,7 @@ def test_default_quickstart_learns_within_its_budget(tmp_path: Path, cache_dir: 
     Xeon, 2 min 59 s) and 0.383 (AMD EPYC with AVX-512-BF16, 4 min 19 s), with a seed-to-seed
     spread of 0.04; in the 7 epochs that fit on 2 AVX2 cores, 0.573 (4 min 22 s); a loaded CI
     machine that fit fewer epochs reached 0.607; on a real AVX2 AMD EPYC (fp32) 4 epochs fit
-    and reached 0.703. The bounds leave the spread as margin, and shrink with the epochs.
+    and reached 0.703. The bounds leave the spread as margin, and tighten with the epochs.
     """
     start = time.monotonic()
     out = train_cli(

@@ -110,7 +110,8 @@ class FolderDataModule(L.LightningDataModule):
         self.verify = verify
         self.bad_files = bad_files
         self._lists: dict[str, ImageList] = {}
-        self._train_loader: Any = None
+        self._train_loader: _ResumableLoader | None = None
+        self.seed = 0  # the data's shuffle and augmentation seed, shared by every rank (setup)
         self._train_state: dict[str, Any] | None = None
         self._stats: DatasetStats | None = None
 

@@ -424,7 +424,6 @@ class DaliImageDataModule(FolderDataModule):
         self.num_threads = num_threads or usable_cpus()
         self.channels_last = channels_last
         self.pipeline_seed = pipeline_seed
-        self.seed = 0
 
     def setup(self, stage: str) -> None:
         for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):

@@ -6,12 +6,13 @@ draws its order and (in the main process or its workers) its augmentation from g
 whose state no checkpoint holds. Here the order is ``DistributedSampler``'s permutation of
 ``seed + epoch`` (the one Lightning would use under DDP), every sample's augmentation is
 drawn from a generator seeded by ``(seed, epoch, index)`` alone, and the loader says where
-in the epoch it stands, so that Lightning saves that with the checkpoint and restores it.
+in the epoch it stands, which the checkpoint keeps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -55,8 +56,9 @@ class EpochSampler(DistributedSampler):
             epoch, start = self.resume
             if epoch != self.epoch:
                 self.resume, start = None, 0
-        indices = list(super().__iter__())[start:]
-        return iter([(self.epoch, index) for index in indices])
+        epoch = self.epoch
+        # Lazily: an ImageNet epoch is 1.28 million keys.
+        return ((epoch, index) for index in islice(super().__iter__(), start, None))
 
 
 class ResumableDataLoader(DataLoader[Any]):

@@ -96,7 +96,6 @@ class ImageFolderDataModule(FolderDataModule):
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.pin_memory = pin_memory
         self.datasets: dict[str, ImageListDataset] = {}
-        self.seed = 0
 
     def setup(self, stage: str) -> None:
         stats = self.dataset_stats()
