@@ -21,10 +21,12 @@ from lit_alexnet.data.choices import LIGHTING_STD, MeanMode, Views, check_data_o
 from lit_alexnet.data.dataset_stats import (
     IMAGENET_STATS,
     STATS_FILENAME,
+    STATS_SIZE,
     DatasetStats,
     compute_folder_stats,
 )
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
+from lit_alexnet.data.prepare import read_manifest
 from lit_alexnet.data.transforms import mean_tensor
 from lit_alexnet.data.verify import BadFilesError, check_image_lists
 
@@ -125,6 +127,13 @@ class FolderDataModule(L.LightningDataModule):
                 f"({classes[0]}/); a classifier needs at least 2"
             )
         return len(classes)
+
+    @property
+    def prepared(self) -> bool:
+        """Whether every image of ``root`` is 256x256 already: a root written by
+        :mod:`lit_alexnet.data.prepare`, whose manifest says so (the resize is skipped)."""
+        manifest = read_manifest(self.root)
+        return manifest is not None and manifest.size == STATS_SIZE
 
     def image_list(self, split: Split) -> ImageList:
         """The checked files and labels of a split, scanned once and kept."""

@@ -98,8 +98,12 @@ def _read_and_centre(
     num_shards: int,
     shuffle: bool,
     shuffle_seed: int,
+    resized: bool,
 ) -> tuple[DataNode, DataNode]:
-    """Read, decode, shorter side to 256, centre 256x256 (section 2): HWC uint8 and labels."""
+    """Read, decode, shorter side to 256, centre 256x256 (section 2): HWC uint8 and labels.
+
+    ``resized``: every image is 256x256 already (a root from :mod:`lit_alexnet.data.prepare`),
+    so it is only decoded."""
     encoded, labels = fn.readers.file(
         files=[str(path) for path in images.files],
         labels=list(images.labels),
@@ -117,13 +121,17 @@ def _read_and_centre(
         pad_last_batch=True,
         name=_READER,
     )
+    decoder = "mixed" if device == "gpu" else "cpu"
+    if resized:
+        decoded = fn.decoders.image(encoded, device=decoder, output_type=types.DALIImageType.RGB)
+        return cast(DataNode, decoded), labels
     # Shorter side to 256 then the centre 256x256 is the centre square resized to 256x256;
     # decoding only that square (read from the header) skips the pixels the crop drops.
     height_width = fn.slice(fn.peek_image_shape(encoded), 0, 2, axes=[0])
     side = fn.cast(fn.reductions.min(height_width), dtype=types.DALIDataType.FLOAT)
     square = fn.decoders.image_crop(
         encoded,
-        device="mixed" if device == "gpu" else "cpu",
+        device=decoder,
         output_type=types.DALIImageType.RGB,
         crop_w=side,
         crop_h=side,
@@ -175,6 +183,7 @@ def _train_graph(
     num_shards: int,
     shuffle_seed: int,
     layout: str,
+    resized: bool,
 ) -> tuple[DataNode, DataNode]:
     centre, labels = _read_and_centre(
         images,
@@ -183,6 +192,7 @@ def _train_graph(
         num_shards=num_shards,
         shuffle=True,
         shuffle_seed=shuffle_seed,
+        resized=resized,
     )
     mean_image, mean_rgb = _mean_parts(stats, mean)
     channel_mean: DataNode | list[float] = mean_rgb.tolist()
@@ -213,6 +223,7 @@ def _eval_graph(
     shard_id: int,
     num_shards: int,
     layout: str,
+    resized: bool,
 ) -> tuple[DataNode, DataNode]:
     centre, labels = _read_and_centre(
         images,
@@ -221,6 +232,7 @@ def _eval_graph(
         num_shards=num_shards,
         shuffle=False,
         shuffle_seed=0,
+        resized=resized,
     )
     mean_image, mean_rgb = _mean_parts(stats, mean)
     centre = _subtract_image(centre, mean_image, device)
@@ -518,6 +530,7 @@ class DaliImageDataModule(FolderDataModule):
                 device_id=device_id,
                 seed=seed,
                 checkpoint=checkpoint,
+                resized=self.prepared,
                 **kwargs,
             )
             defined.build()

@@ -174,9 +174,12 @@ class _Preprocess(nn.Module):
         """uint8 (3, resize, resize): geometry stays uint8 and is cut before going to float."""
         if img.mode != "RGB":
             img = img.convert("RGB")
-        # PIL's bilinear resize is antialiased when it shrinks, as torchvision documents.
-        img = TF.resize(img, [self.resize], interpolation=TF.InterpolationMode.BILINEAR)
-        img = TF.center_crop(img, [self.resize, self.resize])
+        # A prepared image (lit_alexnet.data.prepare) is resize x resize already, and both
+        # steps would leave it as it is.
+        if img.size != (self.resize, self.resize):
+            # PIL's bilinear resize is antialiased when it shrinks, as torchvision documents.
+            img = TF.resize(img, [self.resize], interpolation=TF.InterpolationMode.BILINEAR)
+            img = TF.center_crop(img, [self.resize, self.resize])
         return TF.pil_to_tensor(img)
 
     def patch(self, x: Tensor, top: int, left: int, flip: bool = False) -> Tensor:
