@@ -17,10 +17,12 @@ from lit_alexnet.bench import photos
 from lit_alexnet.bench.__main__ import main
 from lit_alexnet.bench.data import default_worker_counts, run_data_benchmark
 from lit_alexnet.bench.photos import PHOTO_SIZE, ensure_photo_dataset, photo_dirname, render_photo
+from lit_alexnet.checks import Missing
 from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats
 from lit_alexnet.data.folders import scan_split
 
 RATIO_LINE = re.compile(r"^dali/torchvision images-per-second ratio: (\d+\.\d\d)$")
+PREPARED_LINE = re.compile(r"^dali prepared/raw images-per-second ratio: (\d+\.\d\d)$")
 
 
 @pytest.fixture
@@ -133,29 +135,41 @@ def test_cli_prints_both_loaders_and_the_ratio_last(
     ]  # fmt: skip
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    match = RATIO_LINE.match(lines[-1])
-    assert match, lines[-1]
-    ratio = float(match.group(1))
-    assert ratio > 0
+    match, prepared_match = RATIO_LINE.match(lines[-1]), PREPARED_LINE.match(lines[-2])
+    assert match and prepared_match, lines[-2:]
+    ratio, prepared_ratio = float(match.group(1)), float(prepared_match.group(1))
     assert (cache / photo_dirname(6) / "train").is_dir()  # generated into LIT_ALEXNET_CACHE
-
-    rows = {line.split()[0]: line for line in lines if line.startswith(("dali ", "torchvision "))}
-    assert set(rows) == {"dali", "torchvision"}
-    assert "cpu, 1 thread" in rows["dali"]
-    assert "0 workers (best)" in rows["torchvision"]
-    # The first decimal number in a row is its median images/s.
-    dali_rate, torchvision_rate = (
-        float(re.findall(r"\d+\.\d+", rows[name])[0]) for name in ("dali", "torchvision")
+    # ... and prepared there once, at 256x256.
+    prepared = cache / f"{photo_dirname(6)}-prepared" / "train"
+    raw = cache / photo_dirname(6) / "train"
+    assert sorted(p.relative_to(prepared) for p in prepared.rglob("*.jpg")) == sorted(
+        p.relative_to(raw) for p in raw.rglob("*.jpg")
     )
-    assert dali_rate > 0 and torchvision_rate > 0
-    assert ratio == pytest.approx(dali_rate / torchvision_rate, abs=0.02)
+
+    rows = {
+        tuple(line.split()[:2]): line
+        for line in lines
+        if line.startswith(("dali ", "torchvision ")) and "ratio" not in line
+    }
+    assert set(rows) == {
+        (loader, data) for loader in ("dali", "torchvision") for data in ("raw", "prepared")
+    }
+    assert "cpu, 1 thread (best)" in rows["dali", "prepared"]
+    assert "0 workers (best)" in rows["torchvision", "raw"]
+    # The first decimal number in a row is its median images/s.
+    rate = {key: float(re.findall(r"\d+\.\d+", row)[0]) for key, row in rows.items()}
+    assert all(r > 0 for r in rate.values())
+    assert ratio == pytest.approx(rate["dali", "raw"] / rate["torchvision", "raw"], abs=0.02)
+    dali_prepared = rate["dali", "prepared"] / rate["dali", "raw"]
+    assert prepared_ratio == pytest.approx(dali_prepared, abs=0.02)
     assert "6 training JPEGs in 6 classes, all 500x375" in "\n".join(lines)
     assert "GPU: none used" in "\n".join(lines)
 
     text = report.read_text()
     assert text.splitlines()[-1] == lines[-1]
     assert "python -m lit_alexnet.bench data --kind photo --images 6" in text
-    assert "| dali | cpu, 1 thread (best) |" in text
+    assert "| dali | raw | cpu, 1 thread (best) |" in text
+    assert "| torchvision | prepared | 0 workers (best) |" in text
 
 
 @pytest.mark.dali
@@ -167,10 +181,11 @@ def test_benchmark_reads_a_root_subset(tmp_path: Path) -> None:
     dataset = results["dataset"]
     assert (dataset["images"], dataset["images_in_split"]) == (5, 8)
     assert dataset["mean"] == "per-pixel mean image"
-    assert [(r["loader"], r["config"]) for r in results["rows"]] == [
-        ("dali", "cpu, 1 thread"),
-        ("torchvision", "0 workers"),  # a repeated count is tried once
+    assert [(r["loader"], r["config"], r["data"]) for r in results["rows"]] == [
+        ("dali", "cpu, 1 thread", "raw"),
+        ("torchvision", "0 workers", "raw"),  # a repeated count is tried once
     ]
+    assert results["prepared"] is None
     rates = [r["images_per_s"] for r in results["rows"]]
     assert all(rate > 0 for rate in rates)
     assert results["ratio"] == pytest.approx(rates[0] / rates[1])
@@ -182,3 +197,15 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         run_data_benchmark(tmp_path, repeats=0)
     with pytest.raises(SystemExit):
         main(["data", "--workers", "1,-2"])
+
+
+@pytest.mark.dali
+def test_a_prepared_root_must_hold_the_same_images(tmp_path: Path) -> None:
+    root = ensure_photo_dataset(tmp_path, 4)
+    settings = {"batch_size": 2, "repeats": 1, "warmup": 0, "workers": [0], "threads": [1]}
+    with pytest.raises(Missing, match="is not a prepared root: write it with"):
+        run_data_benchmark(root, device="cpu", prepared=tmp_path / "nothing", **settings)
+    prepared = bench_data.ensure_prepared(root, tmp_path)
+    next((prepared / "train").rglob("*.jpg")).unlink()
+    with pytest.raises(Missing, match="the prepared copy of an image of"):
+        run_data_benchmark(root, device="cpu", prepared=prepared, **settings)

@@ -17,7 +17,9 @@ Building pipelines, starting workers and a warm-up epoch per loader are not time
 
 The JPEG folder is a dataset root (``train/<class>/*.jpg``), the built-in generated dataset
 (small shapes, 240-360 px) or generated "photo-like" images of ImageNet's typical 500x375,
-whose decoding costs about what real photos' does.
+whose decoding costs about what real photos' does. Every configuration is also timed, in the
+same rounds, on the same images prepared once at 256x256 (:mod:`lit_alexnet.data.prepare`),
+where both loaders skip the resize: the prepared/raw ratios say what that step saves.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ import torch
 from PIL import Image
 
 from lit_alexnet.bench.model import machine_description
+from lit_alexnet.checks import Missing
 from lit_alexnet.data.dali import DaliImageDataModule, resolve_device
 from lit_alexnet.data.folders import ImageList, scan_split
 from lit_alexnet.data.parallel import usable_cpus
+from lit_alexnet.data.prepare import prepare_folder, prepared_path, read_manifest
 from lit_alexnet.data.torchvision import ImageFolderDataModule, ImageListDataset
 from lit_alexnet.data.transforms import train_transform
 from lit_alexnet.data.verify import check_image_list
@@ -46,6 +50,7 @@ from lit_alexnet.data.verify import check_image_list
 __all__ = [
     "KINDS",
     "default_worker_counts",
+    "ensure_prepared",
     "format_data_results",
     "run_data_benchmark",
 ]
@@ -55,6 +60,8 @@ KINDS: tuple[Kind, ...] = ("builtin", "photo")
 
 DALI = "dali"
 TORCHVISION = "torchvision"
+RAW = "raw"
+PREPARED = "prepared"
 # How the end of a loader's background work is detected: this many quiet polls in a row.
 _POLL_S = 0.01
 _QUIET_POLLS = 2
@@ -150,6 +157,7 @@ class _Entry:
 
     loader: str
     config: str
+    data: str
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     to_device: torch.device | None = None
     rates: list[float] = field(default_factory=list)
@@ -250,6 +258,7 @@ def run_data_benchmark(
     workers: Sequence[int] | None = None,
     threads: Sequence[int] | None = None,
     device: str = "auto",
+    prepared: str | Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Time training epochs of DALI and of torchvision's DataLoader on ``root``, interleaved.
@@ -265,13 +274,20 @@ def run_data_benchmark(
         workers: DataLoader worker counts to try (default :func:`default_worker_counts`).
         threads: DALI CPU thread counts to try (default :func:`default_thread_counts`).
         device: DALI's ``"auto"``, ``"gpu"`` or ``"cpu"``.
+        prepared: the same root as written by :mod:`lit_alexnet.data.prepare` (256x256, no
+            resize in either loader): every configuration is also timed on it, in the same
+            rounds.
         log: called with a line of progress now and then.
 
     Returns:
         ``{"machine", "versions", "gpu" (the one DALI used, or None), "gpu_present",
-        "dali_device", "dataset", "settings", "rows", "best", "ratio"}``; each row is
-        ``{"loader", "config", "images_per_s" (median), "min", "max", "all"}``, ``best`` the
-        index of the fastest DataLoader row and ``ratio`` DALI's images per second over its.
+        "dali_device", "dataset", "settings", "rows", "best", "best_dali", "ratio",
+        "prepared"}``; each row is ``{"loader", "config", "data" ("raw" or "prepared"),
+        "images_per_s" (median), "min", "max", "all"}``, ``best`` and ``best_dali`` the
+        indices of the fastest DataLoader and DALI rows on the raw files, ``ratio`` DALI's
+        images per second over the DataLoader's; with ``prepared``, ``"prepared"`` holds
+        ``{"root", "best", "best_dali", "dali_ratio", "torchvision_ratio"}``: the fastest
+        rows on the prepared root and each loader's prepared/raw images-per-second ratio.
     """
     if batch_size < 1 or repeats < 1 or warmup < 0 or (images is not None and images < 1):
         raise ValueError(
@@ -297,38 +313,47 @@ def run_data_benchmark(
         # Fixed seeds: both loaders see the same kind of random stream on every run.
         torch.manual_seed(0)
         files, split_size = _train_files(root, images)
-        dali_modules = [
-            _DaliTrain(
-                root,
-                files,
+        roots = {RAW: (root, files)}
+        if prepared is not None:
+            prepared = Path(prepared).expanduser()
+            roots[PREPARED] = (prepared, _same_files(files, root, prepared))
+        dali_modules = {
+            (data, count): _DaliTrain(
+                data_root,
+                data_files,
                 batch_size=batch_size,
                 device=dali_device,
                 num_threads=count,
                 pipeline_seed=0,
             )
+            for data, (data_root, data_files) in roots.items()
             for count in threads
-        ]
+        }
         entries = [
-            _Entry(DALI, f"{dali_device}, {_plural(count, 'thread')}", _train_loader(module))
-            for count, module in zip(threads, dali_modules, strict=True)
+            _Entry(DALI, f"{dali_device}, {_plural(count, 'thread')}", data, _train_loader(module))
+            for (data, count), module in dali_modules.items()
         ]
         entries += [
             _Entry(
                 TORCHVISION,
                 _plural(count, "worker"),
+                data,
                 _train_loader(
-                    _TorchvisionTrain(root, files, batch_size=batch_size, num_workers=count)
+                    _TorchvisionTrain(
+                        data_root, data_files, batch_size=batch_size, num_workers=count
+                    )
                 ),
                 gpu,
             )
+            for data, (data_root, data_files) in roots.items()
             for count in workers
         ]
         _time_rounds(entries, len(files), repeats, warmup, cuda, log or (lambda line: None))
     machine = machine_description()
     machine["load_average_1min_before"] = load_before
     rows = [_row(entry) for entry in entries]
-    best, best_dali = _best(rows, TORCHVISION), _best(rows, DALI)
-    dali = dali_modules[0]
+    best, best_dali = _best(rows, TORCHVISION, RAW), _best(rows, DALI, RAW)
+    dali = dali_modules[RAW, threads[0]]
     stats = dali.dataset_stats()
     return {
         "machine": machine,
@@ -361,6 +386,48 @@ def run_data_benchmark(
         "best": best,
         "best_dali": best_dali,
         "ratio": rows[best_dali]["images_per_s"] / rows[best]["images_per_s"],
+        "prepared": None
+        if prepared is None
+        else _prepared_summary(rows, best, best_dali, prepared),
+    }
+
+
+def ensure_prepared(root: Path, cache_dir: Path) -> Path:
+    """The prepared version of the generated training images in ``root``, written into
+    ``cache_dir`` by :func:`~lit_alexnet.data.prepare.prepare_folder` unless it is there."""
+    prepared = Path(cache_dir).expanduser() / f"{root.name}-prepared"
+    if read_manifest(prepared) is None:
+        prepare_folder(root, prepared, splits=("train",))
+    return prepared
+
+
+def _same_files(files: ImageList, root: Path, prepared: Path) -> ImageList:
+    """The prepared root's copies of ``files``, which the prepared root must hold."""
+    if read_manifest(prepared) is None:
+        raise Missing(
+            f"{prepared} is not a prepared root: write it with `python -m "
+            f"lit_alexnet.data.prepare {root} {prepared} --split train`"
+        )
+    copies = [prepared_path(f, root / "train", prepared / "train") for f in files.files]
+    missing = [path for path in copies if not path.is_file()]
+    if missing:
+        raise Missing(f"{prepared} lacks {missing[0]}, the prepared copy of an image of {root}")
+    return ImageList(tuple(copies), files.labels, files.classes)
+
+
+def _prepared_summary(
+    rows: Sequence[dict[str, Any]], best: int, best_dali: int, root: Path
+) -> dict[str, Any]:
+    on_prepared = _best(rows, TORCHVISION, PREPARED), _best(rows, DALI, PREPARED)
+    rate = [rows[i]["images_per_s"] for i in (best, best_dali, *on_prepared)]
+    manifest = read_manifest(root)
+    return {
+        "root": str(root),
+        "quality": None if manifest is None else manifest.quality,
+        "best": on_prepared[0],
+        "best_dali": on_prepared[1],
+        "torchvision_ratio": rate[2] / rate[0],
+        "dali_ratio": rate[3] / rate[1],
     }
 
 
@@ -405,6 +472,7 @@ def _row(entry: _Entry) -> dict[str, Any]:
     return {
         "loader": entry.loader,
         "config": entry.config,
+        "data": entry.data,
         "images_per_s": statistics.median(rates),
         "min": min(rates),
         "max": max(rates),
@@ -412,9 +480,9 @@ def _row(entry: _Entry) -> dict[str, Any]:
     }
 
 
-def _best(rows: Sequence[dict[str, Any]], loader: str) -> int:
-    """The index of ``loader``'s fastest row."""
-    indices = [i for i, row in enumerate(rows) if row["loader"] == loader]
+def _best(rows: Sequence[dict[str, Any]], loader: str, data: str) -> int:
+    """The index of ``loader``'s fastest row on ``data`` (raw or prepared)."""
+    indices = [i for i, row in enumerate(rows) if (row["loader"], row["data"]) == (loader, data)]
     return max(indices, key=lambda i: rows[i]["images_per_s"])
 
 
@@ -497,12 +565,22 @@ def format_data_results(
             "cores: other processes took CPU time from both loaders, so absolute figures are "
             "low; interleaving keeps the ratio fair"
         )
+    prepared = results.get("prepared")
+    bests = {results["best"], results["best_dali"]}
+    if prepared is not None:
+        bests |= {prepared["best"], prepared["best_dali"]}
+        machine.append(
+            f"prepared: the same images from {prepared['root']}, written once at 256x256 "
+            f"(JPEG quality {prepared['quality']}) by `python -m lit_alexnet.data.prepare`: "
+            "both loaders decode them and skip the resize"
+        )
     best = results["rows"][results["best"]]["images_per_s"]
-    header = ("loader", "config", "images/s", "min", "max", "vs best torchvision")
+    header = ("loader", "data", "config", "images/s", "min", "max", "vs best torchvision")
     rows = [
         (
             row["loader"],
-            row["config"] + (" (best)" if i in (results["best"], results["best_dali"]) else ""),
+            row["data"],
+            row["config"] + (" (best)" if i in bests else ""),
             f"{row['images_per_s']:.1f}",
             f"{row['min']:.1f}",
             f"{row['max']:.1f}",
@@ -511,19 +589,24 @@ def format_data_results(
         for i, row in enumerate(results["rows"])
     ]
     summary = f"dali/torchvision images-per-second ratio: {results['ratio']:.2f}"
+    if prepared is not None:
+        summary = (
+            f"torchvision prepared/raw images-per-second ratio: {prepared['torchvision_ratio']:.2f}"
+            f"\ndali prepared/raw images-per-second ratio: {prepared['dali_ratio']:.2f}\n{summary}"
+        )
     if markdown:
         lines = ["# lit_alexnet data benchmark", ""]
         if command is not None:
             lines += ["```", command, "```", ""]
         lines += [f"- {line}" for line in machine] + [""]
         lines.append("| " + " | ".join(header) + " |")
-        lines.append("|---|---|" + "|".join(["---:"] * (len(header) - 2)) + "|")
+        lines.append("|---|---|---|" + "|".join(["---:"] * (len(header) - 3)) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join([*lines, "", summary]) + "\n"
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     table = [
         "  ".join(
-            cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(r)
+            cell.ljust(widths[i]) if i < 3 else cell.rjust(widths[i]) for i, cell in enumerate(r)
         )
         for r in [header, *rows]
     ]

@@ -51,6 +51,7 @@ __all__ = [
     "Manifest",
     "main",
     "prepare_folder",
+    "prepared_path",
     "read_manifest",
 ]
 
@@ -114,21 +115,25 @@ class _Job:
     train: bool
 
 
-def _target_name(source: Path) -> str:
-    # JPEGs keep their names (ILSVRC's .JPEG included), so that a prepared file is found by
-    # the original's name; other formats get .jpg appended, which no two sources can share.
-    name = source.name
-    return name if source.suffix.lower() in _KEEP_SUFFIXES else name + ".jpg"
+def prepared_path(source: Path, split_dir: Path, prepared_split_dir: Path) -> Path:
+    """Where the prepared copy of ``source``, an image of a class folder of ``split_dir``,
+    is written: the same path under ``prepared_split_dir``, with ``.jpg`` appended to the
+    names of non-JPEG files (which no two sources can share), so that a prepared file is
+    found by the original's name."""
+    rel = source.relative_to(split_dir)
+    name = rel.name if rel.suffix.lower() in _KEEP_SUFFIXES else rel.name + ".jpg"
+    return prepared_split_dir / rel.parent / name
 
 
 def _jobs(src: Path, dst: Path, split: str, images: ImageList) -> list[_Job]:
     jobs = []
     split_dir = src / split
     for path, label in zip(images.files, images.labels, strict=True):
-        rel = path.relative_to(split_dir)
         # Class folders keep their inner layout; a flat, labelled folder is sorted into them.
-        inner = rel.parent if len(rel.parts) > 1 else Path(images.classes[label])
-        target = dst / split / inner / _target_name(path)
+        flat = path.parent == split_dir
+        target = prepared_path(
+            path, split_dir, dst / split / (images.classes[label] if flat else "")
+        )
         jobs.append(_Job(path, target, split == "train"))
     seen: dict[Path, Path] = {}
     for job in jobs:
