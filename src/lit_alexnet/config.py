@@ -64,6 +64,7 @@ class ModelConfig:
 
     _target_: str = "lit_alexnet.LitAlexNet"
     net: NetConfig = field(default_factory=NetConfig)
+    compile: bool = False  # torch.compile the net in place (LitAlexNet's compile)
 
 
 @dataclass

@@ -56,6 +56,11 @@ class LitAlexNet(L.LightningModule):
 
     A validation or test batch of shape ``[B, n, 3, H, W]`` holds ``n`` views per image
     (the paper's ten crops, section 4.1); their softmax outputs are averaged.
+
+    ``compile=True`` (``model.compile``) compiles the net with ``torch.compile`` in place
+    (``nn.Module.compile``) when a trainer first configures the model, so the state dict's
+    keys, and checkpoints, stay those of the plain net. It is a runtime choice, not part of
+    the model: it is not saved with the checkpoint.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class LitAlexNet(L.LightningModule):
         net: Mapping[str, Any] | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        compile: bool = False,
         **flat_net: Any,
     ) -> None:
         super().__init__()
@@ -71,6 +77,9 @@ class LitAlexNet(L.LightningModule):
         # The run logs the whole resolved config itself; keep hparams for checkpoints only.
         self.save_hyperparameters("num_classes", "net", logger=False)
         self.net = AlexNet(num_classes, **net)
+        # Not `self.compile`: that is nn.Module's method, which this switch calls on the net.
+        self.compile_net = compile
+        self._net_compiled = False
         self.optimizer_factory = optimizer
         self.train_images = 0  # seen by this process, for the run's images per second
         self.scheduler_factory = scheduler
@@ -110,6 +119,15 @@ class LitAlexNet(L.LightningModule):
         # Set when training starts, after the sanity check and the data's setup, so that the
         # next dropout mask is the one the uninterrupted run drew.
         self._rng_states = checkpoint.get(RNG_STATES)
+
+    def configure_model(self) -> None:
+        """Compile the net in place where ``compile=True``; once, however many times a trainer
+        calls this (every ``fit``, ``validate``, ``test`` does)."""
+        # Compilation is lazy (at the first batch), so it does not matter that the strategy
+        # moves or splits the net over devices after this hook.
+        if self.compile_net and not self._net_compiled:
+            self.net.compile()
+            self._net_compiled = True
 
     def on_train_start(self) -> None:
         if self._rng_states is not None:

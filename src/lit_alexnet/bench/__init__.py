@@ -3,6 +3,9 @@
 Subcommands:
     model   time a training step of the paper's AlexNet against torchvision's alexnet,
             and against the same net with ``torch.nn.LocalResponseNorm`` swapped in.
+    data    images per second of the DALI pipeline against torchvision's DataLoader, on
+            raw photos and on their prepared 256x256 copies.
+    gpu     every GPU path run and measured in one go (each part skipped without a GPU).
 
 These are measurements, not tests: they print figures for the machine they run on.
 """

@@ -1,4 +1,4 @@
-"""Command line for the benchmarks: ``python -m lit_alexnet.bench {model,data} [options]``."""
+"""Command line for the benchmarks: ``python -m lit_alexnet.bench {model,data,gpu} [options]``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ def _add_model_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--optimizer", choices=("sgd", "adamw"), default="sgd", help="section 5's or fused AdamW"
     )
+    p.add_argument(
+        "--device", default="cpu", help="where the nets run: cpu (default), cuda or cuda:N"
+    )
     p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
     p.set_defaults(run=_run_model)
 
@@ -42,6 +45,7 @@ def _run_model(args: argparse.Namespace) -> int:
         precision=args.precision,
         channels_last=args.channels_last,
         optimizer=args.optimizer,
+        device=args.device,
     )
     print(format_model_results(results))
     if args.output is not None:
@@ -114,6 +118,20 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="where DALI decodes and augments (default auto: the GPU where there is one)",
     )
+    p.add_argument(
+        "--prepared",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time both loaders on the 256x256 version of the same images, written by "
+        "lit_alexnet.data.prepare (into the cache for generated data; for --root, give "
+        "--prepared-root); default on",
+    )
+    p.add_argument(
+        "--prepared-root",
+        type=Path,
+        default=None,
+        help="the prepared version of --root (python -m lit_alexnet.data.prepare ROOT OUT)",
+    )
     p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
     p.set_defaults(run=_run_data)
 
@@ -134,6 +152,11 @@ def _run_data(args: argparse.Namespace) -> int:
             from lit_alexnet.data.builtin import ensure_builtin_dataset
 
             root = ensure_builtin_dataset(cache)
+    prepared = args.prepared_root
+    if args.prepared and prepared is None and args.root is None:
+        from lit_alexnet.bench.data import ensure_prepared
+
+        prepared = ensure_prepared(root, cache)
     results = run_data_benchmark(
         root,
         kind=kind,
@@ -144,6 +167,7 @@ def _run_data(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         device=args.device,
+        prepared=prepared if args.prepared else None,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(format_data_results(results))
@@ -155,12 +179,74 @@ def _run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_gpu_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "gpu",
+        help="run and measure every GPU path (each says 'no GPU: skipped' without one)",
+        description="In one go, under 10 minutes on one H100: the gpu-marked tests; a training "
+        "step of AlexNet vs torchvision's alexnet in fp32 and in bf16 channels-last; DALI mixed "
+        "decoding on photo-like JPEGs; an end-to-end fit against the model-only figure; "
+        "model.compile against eager; the two-device strategy on one GPU against the plain "
+        "model. Exit status 1 if a part raised an error; skipped parts are not errors.",
+    )
+    p.add_argument("--batch-size", type=int, default=128, help="images per batch (default 128)")
+    p.add_argument(
+        "--images", type=int, default=1024, help="photo-like JPEGs in the photo set (default 1024)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=20, help="timed steps per net of the model parts (default 20)"
+    )
+    p.add_argument(
+        "--fit-steps",
+        type=int,
+        default=300,
+        help="batches of the end-to-end fit, of which the first 50 are not timed (default 300)",
+    )
+    p.add_argument("--no-tests", action="store_true", help="leave out the gpu-marked tests")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="where the photo set lives (default $LIT_ALEXNET_CACHE or ~/.cache/lit_alexnet)",
+    )
+    p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
+    p.set_defaults(run=_run_gpu)
+
+
+def _run_gpu(args: argparse.Namespace) -> int:
+    from lit_alexnet.bench.gpu import GpuBenchSettings, format_gpu_report, run_gpu_benchmark
+    from lit_alexnet.console import quiet_console
+
+    quiet_console(wandb_offline=True)
+    try:
+        settings = GpuBenchSettings(
+            batch_size=args.batch_size,
+            images=args.images,
+            model_steps=args.steps,
+            fit_steps=args.fit_steps,
+            run_tests=not args.no_tests,
+            cache_dir=None if args.cache_dir is None else args.cache_dir.expanduser(),
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = run_gpu_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_gpu_report(report))
+    if args.output is not None:
+        command = shlex.join(["python", "-m", "lit_alexnet.bench", *args.argv])
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        text = format_gpu_report(report, markdown=True, command=command)
+        args.output.write_text(text, encoding="utf-8")
+    return report.exit_status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen benchmark; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m lit_alexnet.bench", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_parser(subparsers)
     _add_data_parser(subparsers)
+    _add_gpu_parser(subparsers)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for reports: how it was run
     return int(args.run(args))

@@ -11,6 +11,10 @@ all of them alike:
   what the hand-written LRN gains;
 - ``torchvision``: ``torchvision.models.alexnet()`` (the single-tower net, no LRN).
 
+On a GPU (``device="cuda"``) the nets, the batch and the optimizer live there, autocast is
+CUDA's, and every timed step is bracketed by ``torch.cuda.synchronize()``: kernels run
+asynchronously, so without the waits the clock would time their launch, not their work.
+
 Timings are only as good as the machine is quiet. When other processes keep the cores busy,
 every multi-threaded op waits at its barrier for a descheduled thread (milliseconds each),
 which penalises the two-tower net for having more, smaller ops; ``threads=1`` then gives
@@ -117,7 +121,12 @@ PRECISIONS = ("32", "bf16")
 
 
 def _train_step(
-    model: nn.Module, images: Tensor, labels: Tensor, optimizer_name: str, precision: str
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    optimizer_name: str,
+    precision: str,
+    device_type: str = "cpu",
 ) -> Callable[[], None]:
     optimizer: torch.optim.Optimizer
     if optimizer_name == "adamw":  # the quickstart's: fused AdamW
@@ -128,7 +137,7 @@ def _train_step(
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = loss_fn(model(images), labels)
         loss.backward()
         optimizer.step()
@@ -144,22 +153,25 @@ def run_model_benchmark(
     precision: str = "32",
     channels_last: bool = False,
     optimizer: str = "sgd",
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Time training steps of the three nets on one CPU batch, interleaved.
+    """Time training steps of the three nets on one batch, interleaved.
 
     Args:
         batch_size: images per step (3x224x224, 1000 classes).
         steps: timed steps per net, taken in turn A B C A B C ...
         warmup: untimed steps per net first (allocator, oneDNN kernel selection).
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps torch's default.
-        precision: ``"32"`` or ``"bf16"`` (CPU autocast, as ``trainer.precision=bf16-mixed``).
+        precision: ``"32"`` or ``"bf16"`` (autocast, as ``trainer.precision=bf16-mixed``).
         channels_last: feed NHWC batches, as the quickstart's DALI pipeline does.
         optimizer: ``"sgd"`` (section 5) or ``"adamw"`` (the quickstart's fused AdamW).
+        device: ``"cpu"`` or a CUDA device (``"cuda"``, ``"cuda:1"``) for the nets and batch.
 
     Returns:
-        ``{"machine": ..., "batch_size", "steps", "warmup", "models": {name: {"ms_median",
-        "ms_min", "ms_all", "images_per_s"}}, "ratio", "ratio_torch_lrn", "lrn_speedup"}``;
-        ``ratio`` is the lit_alexnet step time over torchvision's.
+        ``{"machine": ..., "device", "gpu" (its name, or None), "batch_size", "steps",
+        "warmup", "models": {name: {"ms_median", "ms_min", "ms_all", "images_per_s"}},
+        "ratio", "ratio_torch_lrn", "lrn_speedup"}``; ``ratio`` is the lit_alexnet step time
+        over torchvision's.
     """
     if batch_size < 1 or steps < 1 or warmup < 0:
         raise ValueError(
@@ -170,30 +182,40 @@ def run_model_benchmark(
             f"precision={precision!r}, optimizer={optimizer!r}: choose from {PRECISIONS}, "
             f"{OPTIMIZERS}"
         )
+    where = torch.device(device)
+    if where.type == "cuda" and where.index is None:
+        where = torch.device("cuda", torch.cuda.current_device())
+    cuda = where.type == "cuda"
+
+    def clock() -> float:
+        if cuda:  # kernels are queued: wait for them, so the clock times the work itself
+            torch.cuda.synchronize(where)
+        return time.perf_counter()
+
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
         load_before = machine_description()["load_average_1min"]
         torch.manual_seed(0)
-        images = torch.randn(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)
+        images = torch.randn(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE).to(where)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        labels = torch.randint(0, NUM_CLASSES, (batch_size,))
+        labels = torch.randint(0, NUM_CLASSES, (batch_size,)).to(where)
         models = _build_models()
         step_fns = {}
         for name, model in models.items():
-            model.train()  # dropout on, as in training
-            step_fns[name] = _train_step(model, images, labels, optimizer, precision)
+            model.to(where).train()  # dropout on, as in training
+            step_fns[name] = _train_step(model, images, labels, optimizer, precision, where.type)
         for _ in range(warmup):
             for step in step_fns.values():
                 step()
         times: dict[str, list[float]] = {name: [] for name in step_fns}
         for _ in range(steps):
             for name, step in step_fns.items():
-                start = time.perf_counter()
+                start = clock()
                 step()
-                times[name].append((time.perf_counter() - start) * 1e3)
+                times[name].append((clock() - start) * 1e3)
         machine = machine_description()
         machine["load_average_1min_before"] = load_before
     finally:
@@ -211,6 +233,8 @@ def run_model_benchmark(
     reference = figures[TORCHVISION]["ms_median"]
     return {
         "machine": machine,
+        "device": str(where),
+        "gpu": torch.cuda.get_device_name(where) if cuda else None,
         "batch_size": batch_size,
         "steps": steps,
         "warmup": warmup,
@@ -238,6 +262,13 @@ def format_model_results(results: dict[str, Any], markdown: bool = False) -> str
         f"CPU kernels: {m['cpu_kernels']}; bfloat16 native: {'yes' if m['native_bf16'] else 'no'}",
         f"torch {m['torch']}, {m['threads']} threads, Python {m['python']}; 1-min load average "
         f"{load_before:.2f} before, {m['load_average_1min']:.2f} after",
+    ]
+    if results.get("gpu"):  # a CUDA run; CPU reports stay as they were
+        machine.append(
+            f"GPU: {results['gpu']} ({results['device']}): the nets, batch and optimizer on it, "
+            "each timed step between torch.cuda.synchronize() calls"
+        )
+    machine += [
         f"batch {results['batch_size']} x 3x224x224, {NUM_CLASSES} classes; "
         f"median of {results['steps']} interleaved steps after {results['warmup']} warm-up; "
         f"step = forward + cross-entropy + backward + {results['optimizer'].upper()}; "
@@ -256,7 +287,8 @@ def format_model_results(results: dict[str, Any], markdown: bool = False) -> str
         for name, fig in results["models"].items()
     ]
     # The load average before the run counts the other processes (ours joins it after).
-    if m["threads"] > 1 and load_before + m["threads"] > m["usable_cores"] + 0.5:
+    cpu_run = not results.get("gpu")
+    if cpu_run and m["threads"] > 1 and load_before + m["threads"] > m["usable_cores"] + 0.5:
         # Each multi-threaded op waits at its barrier for a thread the OS has given to
         # another process: on a busy 2-core machine a 0.02 ms op then takes ~10 ms, so the
         # net with more (smaller) ops looks slower than it is.
