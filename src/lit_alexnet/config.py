@@ -282,6 +282,10 @@ def register_configs() -> None:
     cs.store(name="schema_optimizer_adamw", node=AdamConfig)
     cs.store(name="schema_scheduler_plateau", node=PlateauConfig)
     cs.store(name="schema_scheduler_onecycle", node=OneCycleConfig)
+    # ${lit_alexnet.gpu_pairs:N}: the GPUs of N processes of the two-device strategy, for
+    # hydra/launcher=slurm's gpus_per_node (interpolation alone cannot multiply).
+    if not OmegaConf.has_resolver("lit_alexnet.gpu_pairs"):
+        OmegaConf.register_new_resolver("lit_alexnet.gpu_pairs", lambda n: 2 * int(n))
 
 
 # Innermost first, so that a refusal names the deepest key (model.net.norm.size=0).

@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.accelerators import Accelerator, CPUAccelerator, CUDAAccelerator
 from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy, Strategy
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
@@ -120,7 +121,9 @@ class TwoDeviceDDPStrategy(_TowerPlacement, DDPStrategy):
 
     Lightning starts the processes itself with ``start_method="popen"`` (the default), which
     re-runs the command line; under Hydra multirun that would re-run the sweep, so the Hydra
-    config of this strategy uses ``"spawn"``. Under torchrun or SLURM the cluster starts them.
+    config of this strategy uses ``"spawn"``. Under torchrun or SLURM (``srun``, or Hydra's
+    submitit launcher) the cluster has started every process, and none is started here,
+    whatever ``start_method`` says.
     """
 
     strategy_name = "two_device_ddp"
@@ -146,6 +149,19 @@ class TwoDeviceDDPStrategy(_TowerPlacement, DDPStrategy):
     @override
     def root_device(self) -> torch.device:
         return self.tower_devices[0]
+
+    @override
+    def _configure_launcher(self) -> None:
+        assert self.cluster_environment is not None
+        if self.cluster_environment.creates_processes_externally:
+            # DDPStrategy spawns `devices` processes from each started one for any start method
+            # but popen; they would all take the cluster's rank (SLURM_PROCID, RANK) and the
+            # process group would never form. popen's launcher starts none where the cluster did.
+            self._launcher = _SubprocessScriptLauncher(
+                self.cluster_environment, self.num_processes, self.num_nodes
+            )
+            return
+        super()._configure_launcher()
 
     @override
     def determine_ddp_device_ids(self) -> list[int] | None:
