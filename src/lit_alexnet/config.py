@@ -193,6 +193,22 @@ class FolderDataConfig(DataConfig):
 
 
 @dataclass
+class ShardsDataConfig(DataConfig):
+    """``data=shards``: webdataset tar shards written by ``prepare --format shards``."""
+
+    _target_: str = "lit_alexnet.data.shards.shards_datamodule"
+    root: str = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not Path(self.root).expanduser().is_dir():
+            raise Missing(
+                f"data.root={self.root!r} is not a folder: point it at a root written by "
+                "`python -m lit_alexnet.data.prepare SRC DST --format shards`"
+            )
+
+
+@dataclass
 class BuiltinDataConfig(DataConfig):
     """``data=builtin``: the generated dataset of shapes and textures."""
 
@@ -278,6 +294,7 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="schema_data_builtin", node=BuiltinDataConfig)
     cs.store(name="schema_data_folder", node=FolderDataConfig)
+    cs.store(name="schema_data_shards", node=ShardsDataConfig)
     cs.store(name="schema_optimizer_sgd", node=SGDConfig)
     cs.store(name="schema_optimizer_adamw", node=AdamConfig)
     cs.store(name="schema_scheduler_plateau", node=PlateauConfig)

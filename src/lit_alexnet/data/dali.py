@@ -12,14 +12,14 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import Unpack
 
-from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Views
+from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Split, Views
 from lit_alexnet.data.choices import DEVICES, Device
 from lit_alexnet.data.dali_culprit import UndecodableImage, find_undecodable
 from lit_alexnet.data.dataset_stats import DatasetStats
@@ -40,6 +40,7 @@ __all__ = [
     "BuiltinDaliDataModule",
     "DaliImageDataModule",
     "DaliLoader",
+    "EncodedImages",
     "dali_available",
     "resolve_device",
     "shard_bounds",
@@ -90,20 +91,25 @@ def _require_dali() -> None:
         ) from DALI_IMPORT_ERROR
 
 
-def _read_and_centre(
-    images: ImageList,
-    *,
-    device: str,
-    shard_id: int,
-    num_shards: int,
-    shuffle: bool,
-    shuffle_seed: int,
-    resized: bool,
-) -> tuple[DataNode, DataNode]:
-    """Read, decode, shorter side to 256, centre 256x256 (section 2): HWC uint8 and labels.
+class EncodedImages(Protocol):
+    """A split stored other than as image files, which reads itself into a DALI graph (the
+    webdataset shards of :mod:`lit_alexnet.data.shards`)."""
 
-    ``resized``: every image is 256x256 already (a root from :mod:`lit_alexnet.data.prepare`),
-    so it is only decoded."""
+    def __len__(self) -> int: ...
+
+    def read(
+        self, *, shard_id: int, num_shards: int, shuffle: bool, shuffle_seed: int, name: str
+    ) -> tuple[DataNode, DataNode]:
+        """A reader named ``name``: encoded images and int labels, shard ``shard_id`` of
+        ``num_shards`` padded to its full last batch; with ``shuffle``, reshuffled each epoch
+        alike on every shard (seeded by ``shuffle_seed``), else the shard in stored order."""
+        ...
+
+
+def _read_files(
+    images: ImageList, shard_id: int, num_shards: int, shuffle: bool, shuffle_seed: int
+) -> tuple[DataNode, DataNode]:
+    """DALI's file reader over ``images`` (see :meth:`EncodedImages.read`)."""
     encoded, labels = fn.readers.file(
         files=[str(path) for path in images.files],
         labels=list(images.labels),
@@ -121,6 +127,33 @@ def _read_and_centre(
         pad_last_batch=True,
         name=_READER,
     )
+    return encoded, labels
+
+
+def _read_and_centre(
+    images: ImageList | EncodedImages,
+    *,
+    device: str,
+    shard_id: int,
+    num_shards: int,
+    shuffle: bool,
+    shuffle_seed: int,
+    resized: bool,
+) -> tuple[DataNode, DataNode]:
+    """Read, decode, shorter side to 256, centre 256x256 (section 2): HWC uint8 and labels.
+
+    ``resized``: every image is 256x256 already (a root from :mod:`lit_alexnet.data.prepare`),
+    so it is only decoded."""
+    if isinstance(images, ImageList):
+        encoded, labels = _read_files(images, shard_id, num_shards, shuffle, shuffle_seed)
+    else:
+        encoded, labels = images.read(
+            shard_id=shard_id,
+            num_shards=num_shards,
+            shuffle=shuffle,
+            shuffle_seed=shuffle_seed,
+            name=_READER,
+        )
     decoder = "mixed" if device == "gpu" else "cpu"
     if resized:
         decoded = fn.decoders.image(encoded, device=decoder, output_type=types.DALIImageType.RGB)
@@ -173,7 +206,7 @@ def _lighting(stats: DatasetStats, std: float) -> DataNode:
 
 
 def _train_graph(
-    images: ImageList,
+    images: ImageList | EncodedImages,
     stats: DatasetStats,
     *,
     mean: str,
@@ -214,7 +247,7 @@ def _train_graph(
 
 
 def _eval_graph(
-    images: ImageList,
+    images: ImageList | EncodedImages,
     stats: DatasetStats,
     *,
     mean: str,
@@ -454,7 +487,7 @@ class DaliImageDataModule(FolderDataModule):
         self.check_splits(*(("train", "val") if stage == "fit" else ("val",)))
 
     def train_dataloader(self) -> DaliLoader:
-        images = self.image_list("train")
+        images = self._source("train")
         shard_id, num_shards = self._shard()
         # With shard sizes n and n + 1 the ranks could differ by one batch, and DDP would
         # hang on the extra step: every rank stops at the smallest shard's batch count.
@@ -477,7 +510,7 @@ class DaliImageDataModule(FolderDataModule):
             self.batch_size,
             steps=steps,
             channels_last=self.channels_last,
-            files=images.files,
+            files=_files(images),
             resume_at=self.resume_at,
         )
         return self._resumable(loader)
@@ -489,15 +522,19 @@ class DaliImageDataModule(FolderDataModule):
         return self._eval_loader(self.test_views)
 
     def _eval_loader(self, views: Views) -> DaliLoader:
-        images = self.image_list("val")
+        images = self._source("val")
         build = self._builder(_eval_graph, images, mean=self.mean, views=views, layout="CHW")
-        return DaliLoader(build, self._shard_size(images), self.batch_size, files=images.files)
+        return DaliLoader(build, self._shard_size(images), self.batch_size, files=_files(images))
+
+    def _source(self, split: Split) -> ImageList | EncodedImages:
+        """What the pipelines of ``split`` read: its checked file list."""
+        return self.image_list(split)
 
     def _shard(self) -> tuple[int, int]:
         trainer = self.trainer
         return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
 
-    def _shard_size(self, images: ImageList) -> int:
+    def _shard_size(self, images: ImageList | EncodedImages) -> int:
         start, end = shard_bounds(len(images), *self._shard())
         return end - start
 
@@ -509,7 +546,11 @@ class DaliImageDataModule(FolderDataModule):
         return torch.cuda.current_device()
 
     def _builder(
-        self, graph: Any, images: ImageList, pipeline_seed: int | None = None, **kwargs: Any
+        self,
+        graph: Any,
+        images: ImageList | EncodedImages,
+        pipeline_seed: int | None = None,
+        **kwargs: Any,
     ) -> Callable[[str | None], Pipeline]:
         """A function building the pipeline of ``graph``, restored from a DALI checkpoint
         when given one."""
@@ -537,6 +578,11 @@ class DaliImageDataModule(FolderDataModule):
             return defined
 
         return build
+
+
+def _files(images: ImageList | EncodedImages) -> Sequence[Path]:
+    """The files to search for one DALI cannot decode: none outside a file list."""
+    return images.files if isinstance(images, ImageList) else ()
 
 
 class BuiltinDaliDataModule(BuiltinMixin, DaliImageDataModule):

@@ -16,18 +16,31 @@ Pillow read. Beside them: ``stats.npz`` (the mean image and RGB PCA of every tra
 as written, computed on the way) and ``prepared.json``, which tells both data backends to
 skip their resize. Files that cannot be decoded are reported and left out. An interrupted run
 started again keeps the files already written and carries on.
+
+``--format shards`` writes the same images as webdataset tar shards instead, for many nodes
+reading from shared storage: ``train-000000.tar``, ... and ``val-000000.tar``, ... of about
+``--shard-size`` MB each, every split's samples shuffled across its shards with a fixed
+seed, each sample a ``<key>.jpg`` and a ``<key>.cls`` (see :func:`prepare_shards`); beside
+each tar its DALI index (``.idx``), and ``shards.json`` listing the shards, their sample
+counts and the class names::
+
+    python -m lit_alexnet.data.prepare /data/ilsvrc2012 /shared/ilsvrc2012-shards \\
+        --val-labels /data/ilsvrc2012/val.txt --format shards
+    python -m lit_alexnet.train +experiment=paper data=shards data.root=/shared/ilsvrc2012-shards
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +59,15 @@ from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
 from lit_alexnet.data.verify import BadFile, bad_files_report
 
 __all__ = [
+    "CLASS_DIGITS",
     "MANIFEST",
     "QUALITY",
+    "SHARDS_INDEX",
+    "SHARD_SIZE_MB",
     "Manifest",
     "main",
     "prepare_folder",
+    "prepare_shards",
     "prepared_path",
     "read_manifest",
 ]
@@ -63,6 +80,17 @@ BAD_FILES = "bad_files.txt"
 QUALITY = 90
 _FORMAT_VERSION = 1
 _KEEP_SUFFIXES = (".jpg", ".jpeg")
+SHARDS_INDEX = "shards.json"
+# A few hundred MB: large enough for object storage to stream at full speed, small enough
+# that an ImageNet epoch has a few hundred shards for the ranks to split between them.
+SHARD_SIZE_MB = 256.0
+# A sample's class is written as this many decimal digits: text that webdataset's decoders
+# and int() read, and of a fixed length, which a DALI graph turns into a number with
+# arithmetic (lit_alexnet.data.shards).
+CLASS_DIGITS = 6
+# The seed of the shuffle across shards: fixed, so that an interrupted run carries on with
+# the same order. Training reshuffles each epoch on top of it.
+_SHARD_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +104,10 @@ class Manifest:
         complete: whether every split was done (an interrupted run writes ``False``).
         images: per split, the images written.
         bad_files: per split, the source files left out because they cannot be decoded.
+        format: ``"folder"`` (an ImageFolder root) or ``"shards"`` (webdataset tars).
+        shard_size: the shards' target size in MB (``format="shards"`` only).
+        listing: per split, a digest of the source files and labels (``format="shards"``
+            only: the shuffled order, and so every shard, depends on all of them).
     """
 
     size: int
@@ -85,6 +117,9 @@ class Manifest:
     images: dict[str, int] | None = None
     bad_files: dict[str, int] | None = None
     version: int = _FORMAT_VERSION
+    format: str = "folder"  # absent from the manifests of earlier versions, all folders
+    shard_size: float | None = None
+    listing: dict[str, str] | None = None
 
     def write(self, root: Path) -> None:
         tmp = root / f".{MANIFEST}.{os.getpid()}"
@@ -157,17 +192,24 @@ def _decode(data: bytes | Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+def _prepared_jpeg(source: Path, quality: int) -> bytes | BadFile:
+    """The 256x256 JPEG of ``source``, or why it cannot be made."""
+    try:
+        return _encode(resize_centre_crop(source), quality)
+    except UnidentifiedImageError:
+        return BadFile(source, "not an image file")
+    except Exception as e:  # Pillow's plugins raise many kinds of errors on bad data
+        return BadFile(source, f"cannot decode: {str(e) or type(e).__name__}")
+
+
 def _process(job: _Job, quality: int) -> np.ndarray | BadFile | None:
     """Write ``job.target`` unless it is there; the written pixels of a training image (the
     statistics are those of what training will read), a :class:`BadFile`, or None."""
     if job.target.is_file():
         return _decode(job.target) if job.train else None
-    try:
-        data = _encode(resize_centre_crop(job.source), quality)
-    except UnidentifiedImageError:
-        return BadFile(job.source, "not an image file")
-    except Exception as e:  # Pillow's plugins raise many kinds of errors on bad data
-        return BadFile(job.source, f"cannot decode: {str(e) or type(e).__name__}")
+    data = _prepared_jpeg(job.source, quality)
+    if isinstance(data, BadFile):
+        return data
     job.target.parent.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all, so that a file found by a restarted run is complete.
     partial = job.target.with_name(f".{job.target.name}.part")
@@ -203,10 +245,7 @@ def prepare_folder(
         Invalid: ``dst`` is ``src`` or inside it, or was begun with another quality.
         Missing: ``src`` lacks a split or its class folders.
     """
-    src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
-    check(1 <= quality <= 95, "quality", quality, "must be 1-95 (Pillow's useful range)")
-    if dst == src or src in dst.parents:
-        raise Invalid(f"the output {dst} is inside the source {src}: choose a folder outside it")
+    src, dst = _checked_paths(src, dst, quality)
     manifest = Manifest(size=STATS_SIZE, quality=quality, source=str(src))
     _check_resumable(dst, manifest)
     classes = class_folders(src / "train")
@@ -236,12 +275,7 @@ def prepare_folder(
         else:
             for _ in train_pixels():
                 pass
-    left_out = {s: sum(b.path.is_relative_to(src / s) for b in bad) for s in splits}
-    (dst / BAD_FILES).unlink(missing_ok=True)
-    if bad:
-        report = bad_files_report(bad, len(jobs), str(src))
-        (dst / BAD_FILES).write_text(report + "\n", encoding="utf-8")
-        print(f"{report}\nThese files are left out (listed in {dst / BAD_FILES}).", file=sys.stderr)
+    left_out = _report_bad_files(bad, src, dst, splits, len(jobs))
     done = Manifest(
         size=STATS_SIZE,
         quality=quality,
@@ -252,6 +286,296 @@ def prepare_folder(
     )
     done.write(dst)
     return done
+
+
+def _checked_paths(src: str | Path, dst: str | Path, quality: int) -> tuple[Path, Path]:
+    src_path, dst_path = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
+    check(1 <= quality <= 95, "quality", quality, "must be 1-95 (Pillow's useful range)")
+    if dst_path == src_path or src_path in dst_path.parents:
+        raise Invalid(
+            f"the output {dst_path} is inside the source {src_path}: choose a folder outside it"
+        )
+    return src_path, dst_path
+
+
+def _report_bad_files(
+    bad: Sequence[BadFile], src: Path, dst: Path, splits: Sequence[str], total: int
+) -> dict[str, int]:
+    """Write (or clear) ``DST/bad_files.txt``, say so, and count the bad files per split."""
+    (dst / BAD_FILES).unlink(missing_ok=True)
+    if bad:
+        report = bad_files_report(list(bad), total, str(src))
+        (dst / BAD_FILES).write_text(report + "\n", encoding="utf-8")
+        print(f"{report}\nThese files are left out (listed in {dst / BAD_FILES}).", file=sys.stderr)
+    return {s: sum(b.path.is_relative_to(src / s) for b in bad) for s in splits}
+
+
+@dataclass(frozen=True)
+class _Sample:
+    position: int  # in the split's shuffled order: the sample's key
+    source: Path
+    label: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.position:08d}"
+
+
+def _shuffled(images: ImageList, seed: int) -> list[_Sample]:
+    """The split's images in a fixed random order, so that every shard mixes the classes (a
+    reader shuffles only within a buffer; in folder order a shard would hold one class)."""
+    order = np.random.default_rng(seed).permutation(len(images))
+    return [
+        _Sample(position, images.files[i], images.labels[i])
+        for position, i in enumerate(order.tolist())
+    ]
+
+
+def _tar_bytes(size: int) -> int:
+    """The bytes a member of ``size`` bytes takes in a tar: a header block, data padded."""
+    return tarfile.BLOCKSIZE + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def _shard_name(split: str, index: int) -> str:
+    """The file name of shard ``index`` of ``split``, without its suffix."""
+    return f"{split}-{index:06d}"
+
+
+class _ShardWriter:
+    """Appends samples to ``DST/<split>-NNNNNN.tar``, starting the next shard when the next
+    sample would take this one past ``limit`` bytes; each tar and its DALI index are written
+    under temporary names and renamed, the index first, so that a tar found is complete."""
+
+    def __init__(self, dst: Path, split: str, first: int, limit: int) -> None:
+        self.dst, self.split, self.index, self.limit = dst, split, first, limit
+        self.tar: tarfile.TarFile | None = None
+        self.lines: list[str] = []
+        self.size = 0
+        self.written: list[dict[str, Any]] = []  # {"tar", "index", "samples"} of each closed
+
+    def add(self, key: str, jpeg: bytes, label: int) -> None:
+        members = (("jpg", jpeg), ("cls", f"{label:0{CLASS_DIGITS}d}".encode()))
+        size = sum(_tar_bytes(len(data)) for _, data in members)
+        if self.tar is not None and self.size + size > self.limit:
+            self.close()
+        if self.tar is None:
+            name = _shard_name(self.split, self.index)
+            # USTAR, mtime 0, owner 0: the same bytes in every run, resumed or not. Open
+            # across add() calls, closed by close().
+            self.tar = tarfile.open(  # noqa: SIM115
+                self.dst / f".{name}.tar.part", "w", format=tarfile.USTAR_FORMAT
+            )
+            self.lines, self.size = [], 0
+        line = []
+        for ext, data in members:
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mode = len(data), 0o644
+            self.tar.addfile(info, io.BytesIO(data))
+            # The data ends the archive so far, less its padding: where DALI reads it from.
+            offset = self.tar.offset - _tar_bytes(len(data)) + tarfile.BLOCKSIZE
+            line.append(f"{ext} {offset} {len(data)} {info.name}")
+        self.lines.append(" ".join(line))
+        self.size += size
+
+    def close(self) -> None:
+        """Finish the shard being written, if any."""
+        if self.tar is None:
+            return
+        self.tar.close()
+        name = _shard_name(self.split, self.index)
+        # DALI's webdataset index (its tools/wds2idx.py writes the same): version and sample
+        # count, then per sample each member's extension, data offset, size and name.
+        index = self.dst / f".{name}.idx.part"
+        index.write_text(f"v1.2 {len(self.lines)}\n" + "\n".join(self.lines) + "\n")
+        os.replace(index, self.dst / f"{name}.idx")
+        os.replace(self.dst / f".{name}.tar.part", self.dst / f"{name}.tar")
+        self.written.append(
+            {"tar": f"{name}.tar", "index": f"{name}.idx", "samples": len(self.lines)}
+        )
+        self.tar = None
+        self.index += 1
+
+
+def _finished_shards(
+    dst: Path, split: str
+) -> Iterator[tuple[dict[str, Any], list[tarfile.TarInfo], tarfile.TarFile]]:
+    """The shards of ``split`` a previous run completed, in order, each opened for reading."""
+    index = 0
+    while (dst / f"{_shard_name(split, index)}.tar").is_file():
+        name = _shard_name(split, index)
+        with tarfile.open(dst / f"{name}.tar") as tar:
+            members = tar.getmembers()
+            jpegs = [m for m in members if m.name.endswith(".jpg")]
+            yield {"tar": f"{name}.tar", "index": f"{name}.idx", "samples": len(jpegs)}, jpegs, tar
+        index += 1
+
+
+def _write_split(
+    dst: Path,
+    split: str,
+    samples: Sequence[_Sample],
+    *,
+    quality: int,
+    limit: int,
+    pool: ThreadPoolExecutor,
+    window: int,
+    bad: list[BadFile],
+    shards: list[dict[str, Any]],
+    advance: Callable[[], None],
+) -> Iterator[np.ndarray]:
+    """Write the shards of ``split`` (keeping those a previous run finished), appending them to
+    ``shards`` and the files left out to ``bad``; yields each written training image's
+    pixels, in the shuffled order whether resumed or not, for the statistics."""
+    train = split == "train"
+    done: set[int] = set()
+    for record, jpegs, tar in _finished_shards(dst, split):
+        shards.append(record)
+        for member in jpegs:
+            done.add(int(member.name.split(".", 1)[0]))
+            advance()
+            if train:
+                extracted = tar.extractfile(member)
+                assert extracted is not None  # a regular file: ours
+                yield _decode(extracted.read())
+    last = max(done, default=-1)
+    # Those before the last finished sample and not in a shard were bad files: ask again why.
+    for sample in samples[: last + 1]:
+        if sample.position not in done:
+            result = _prepared_jpeg(sample.source, quality)
+            if not isinstance(result, BadFile):
+                raise Invalid(
+                    f"{sample.source} could not be read when {dst} was begun, and now can: "
+                    "prepare the source again into a new output folder"
+                )
+            bad.append(result)
+            advance()
+    writer = _ShardWriter(dst, split, len(shards), limit)
+    todo = samples[last + 1 :]
+    encoded = ordered_map(pool, lambda s: _prepared_jpeg(s.source, quality), todo, window)
+    for sample, jpeg in zip(todo, encoded, strict=True):
+        advance()
+        if isinstance(jpeg, BadFile):
+            bad.append(jpeg)
+            continue
+        writer.add(sample.key, jpeg, sample.label)
+        if train:
+            yield _decode(jpeg)
+    writer.close()
+    shards.extend(writer.written)
+
+
+def prepare_shards(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    val_labels: str | Path | None = None,
+    splits: Sequence[str] = ("train", "val"),
+    quality: int = QUALITY,
+    shard_size: float = SHARD_SIZE_MB,
+    workers: int | None = None,
+) -> Manifest:
+    """Write the 256x256 images of ``src`` to ``dst`` as webdataset tar shards (section 2's
+    preprocessing, the same images as :func:`prepare_folder`'s).
+
+    Each split's images, shuffled with a fixed seed, fill ``<split>-000000.tar``, ... in turn,
+    a shard closed when the next sample would take it past ``shard_size`` MB. A sample is
+    ``<key>.jpg`` (the JPEG) and ``<key>.cls`` (the class index as :data:`CLASS_DIGITS`
+    decimal digits); the key is the sample's place in the shuffled order. Beside each tar is
+    its DALI index (``.idx``); ``shards.json`` lists every split's shards with their sample
+    counts and the class names; ``stats.npz`` and ``prepared.json`` as for a folder.
+    Interrupted and run again, it keeps the finished shards and writes the rest, ending with
+    the bytes of an uninterrupted run.
+
+    Args:
+        src, dst, val_labels, splits, quality, workers: as for :func:`prepare_folder`.
+        shard_size: each shard's target size in MB (a shard holds at least one sample).
+
+    Raises:
+        Invalid: as for :func:`prepare_folder`, or ``dst`` was begun with another format or
+            shard size.
+        Missing: ``src`` lacks a split or its class folders.
+    """
+    src, dst = _checked_paths(src, dst, quality)
+    check(shard_size > 0, "shard_size", shard_size, "must be positive (MB)")
+    begun = Manifest(
+        size=STATS_SIZE, quality=quality, source=str(src), format="shards", shard_size=shard_size
+    )
+    _check_resumable(dst, begun)
+    classes = class_folders(src / "train")
+    if len(classes) > 10**CLASS_DIGITS:
+        raise Invalid(
+            f"{src / 'train'} has {len(classes)} classes; shards hold at most "
+            f"{10**CLASS_DIGITS}: prepare it with --format folder"
+        )
+    labels = None if val_labels is None else Path(val_labels).expanduser()
+    lists = {
+        split: scan_split(src, split, classes, labels if split == "val" else None)
+        for split in splits
+    }
+    manifest = replace(begun, listing={split: _digest(lists[split], src) for split in splits})
+    _check_same_source(dst, manifest)
+    dst.mkdir(parents=True, exist_ok=True)
+    manifest.write(dst)
+    workers = usable_cpus() if workers is None else max(1, workers)
+    bad: list[BadFile] = []
+    shards: dict[str, list[dict[str, Any]]] = {}
+    total = sum(len(images) for images in lists.values())
+    with progress_bar() as bar, ThreadPoolExecutor(workers, thread_name_prefix="prepare") as pool:
+        task = bar.add_task(f"Sharding {src} at {STATS_SIZE}x{STATS_SIZE}", total=total)
+        for number, split in enumerate(splits):
+            pixels = _write_split(
+                dst,
+                split,
+                _shuffled(lists[split], _SHARD_SEED + number),
+                quality=quality,
+                limit=int(shard_size * 2**20),
+                pool=pool,
+                window=4 * workers,
+                bad=bad,
+                shards=shards.setdefault(split, []),
+                advance=lambda: bar.advance(task),
+            )
+            if split == "train":
+                compute_stats(pixels).save(dst / STATS_FILENAME)
+            else:
+                for _ in pixels:
+                    pass
+    left_out = _report_bad_files(bad, src, dst, splits, total)
+    index = {"classes": list(classes), "splits": shards}
+    written = dst / f".{SHARDS_INDEX}.{os.getpid()}"
+    written.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    os.replace(written, dst / SHARDS_INDEX)
+    done = replace(
+        manifest,
+        complete=True,
+        images={s: sum(shard["samples"] for shard in shards[s]) for s in splits},
+        bad_files=left_out,
+    )
+    done.write(dst)
+    return done
+
+
+def _digest(images: ImageList, src: Path) -> str:
+    """A digest of a split's files (relative to ``src``) and labels, which fix its order."""
+    listing = "\n".join(
+        f"{path.relative_to(src)}\t{label}"
+        for path, label in zip(images.files, images.labels, strict=True)
+    )
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _check_same_source(dst: Path, manifest: Manifest) -> None:
+    """Refuse to carry on shards begun from another set of source files: the shuffled order,
+    and so what each finished shard holds, depends on every file."""
+    path = dst / MANIFEST
+    if not path.is_file():
+        return
+    begun = json.loads(path.read_text(encoding="utf-8")).get("listing")
+    if begun is not None and begun != manifest.listing:
+        raise Invalid(
+            f"the source files of {manifest.source} changed since {dst} was begun (files "
+            "added, removed or relabelled): prepare them into a new output folder"
+        )
 
 
 def _check_resumable(dst: Path, manifest: Manifest) -> None:
@@ -267,6 +591,15 @@ def _check_resumable(dst: Path, manifest: Manifest) -> None:
                 f"{dst} was prepared with quality={begun.get('quality')}, "
                 f"size={begun.get('size')}: rerun with --quality {begun.get('quality')} to "
                 "carry on, or give a new output folder"
+            )
+        form, shard_size = begun.get("format", "folder"), begun.get("shard_size")
+        if form != manifest.format or shard_size != manifest.shard_size:
+            again = f"--format {form}" + (
+                "" if shard_size is None else f" --shard-size {shard_size}"
+            )
+            raise Invalid(
+                f"{dst} was begun with {again}: rerun with {again} to carry on, or give a new "
+                "output folder"
             )
     elif dst.is_dir() and any(dst.iterdir()):
         raise Invalid(
@@ -296,23 +629,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quality", type=int, default=QUALITY, help=f"JPEG quality (default {QUALITY})"
     )
     parser.add_argument("--workers", type=int, help="threads (default: all usable cores)")
+    parser.add_argument(
+        "--format",
+        choices=["folder", "shards"],
+        default="folder",
+        help="an ImageFolder root (default), or webdataset tar shards for many nodes",
+    )
+    parser.add_argument(
+        "--shard-size",
+        type=float,
+        default=SHARD_SIZE_MB,
+        help=f"with --format shards: each shard's size in MB (default {SHARD_SIZE_MB:g})",
+    )
     args = parser.parse_args(argv)
+    options: dict[str, Any] = {
+        "val_labels": args.val_labels,
+        "splits": args.split,
+        "quality": args.quality,
+        "workers": args.workers,
+    }
     try:
-        manifest = prepare_folder(
-            args.src,
-            args.dst,
-            val_labels=args.val_labels,
-            splits=args.split,
-            quality=args.quality,
-            workers=args.workers,
-        )
+        if args.format == "shards":
+            manifest = prepare_shards(args.src, args.dst, shard_size=args.shard_size, **options)
+        else:
+            manifest = prepare_folder(args.src, args.dst, **options)
     except Refused as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     counts = ", ".join(f"{n} {split}" for split, n in (manifest.images or {}).items())
     print(
         f"{args.dst}: {counts} images at {STATS_SIZE}x{STATS_SIZE}, JPEG quality "
-        f"{manifest.quality}; train with data=folder data.root={args.dst}"
+        f"{manifest.quality}; train with data={args.format} data.root={args.dst}"
     )
     return 0
 
