@@ -17,7 +17,7 @@ from lit_alexnet.bench import photos
 from lit_alexnet.bench.__main__ import main
 from lit_alexnet.bench.data import default_worker_counts, run_data_benchmark
 from lit_alexnet.bench.photos import PHOTO_SIZE, ensure_photo_dataset, photo_dirname, render_photo
-from lit_alexnet.checks import Missing
+from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats
 from lit_alexnet.data.folders import scan_split
 
@@ -152,7 +152,9 @@ def test_cli_prints_both_loaders_and_the_ratio_last(
         if line.startswith(("dali ", "torchvision ")) and "ratio" not in line
     }
     assert set(rows) == {
-        (loader, data) for loader in ("dali", "torchvision") for data in ("raw", "prepared")
+        (loader, data)
+        for loader in ("dali", "torchvision")
+        for data in ("raw", "prepared", "shards")
     }
     assert "cpu, 1 thread (best)" in rows["dali", "prepared"]
     assert "0 workers (best)" in rows["torchvision", "raw"]
@@ -162,6 +164,10 @@ def test_cli_prints_both_loaders_and_the_ratio_last(
     assert ratio == pytest.approx(rate["dali", "raw"] / rate["torchvision", "raw"], abs=0.02)
     dali_prepared = rate["dali", "prepared"] / rate["dali", "raw"]
     assert prepared_ratio == pytest.approx(dali_prepared, abs=0.02)
+    shards_line = next(line for line in lines if line.startswith("dali shards/raw"))
+    shards_ratio = float(shards_line.rsplit(" ", 1)[1])
+    assert shards_ratio == pytest.approx(rate["dali", "shards"] / rate["dali", "raw"], abs=0.02)
+    assert (cache / f"{photo_dirname(6)}-shards" / "train-000000.tar").is_file()
     assert "6 training JPEGs in 6 classes, all 500x375" in "\n".join(lines)
     assert "GPU: none used" in "\n".join(lines)
 
@@ -209,3 +215,14 @@ def test_a_prepared_root_must_hold_the_same_images(tmp_path: Path) -> None:
     next((prepared / "train").rglob("*.jpg")).unlink()
     with pytest.raises(Missing, match="the prepared copy of an image of"):
         run_data_benchmark(root, device="cpu", prepared=prepared, **settings)
+
+
+@pytest.mark.dali
+def test_shards_are_timed_on_a_whole_split_only(tmp_path: Path) -> None:
+    root = ensure_photo_dataset(tmp_path, 4)
+    shards = bench_data.ensure_shards(root, tmp_path)
+    settings = {"batch_size": 2, "repeats": 1, "warmup": 0, "workers": [0], "threads": [1]}
+    with pytest.raises(Invalid, match="holds 4 training images, the benchmark reads 3 of 4"):
+        run_data_benchmark(root, device="cpu", images=3, shards=shards, **settings)
+    with pytest.raises(Missing, match="is not a shards root"):
+        run_data_benchmark(root, device="cpu", shards=root, **settings)

@@ -122,15 +122,21 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
         "--prepared",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also time both loaders on the 256x256 version of the same images, written by "
-        "lit_alexnet.data.prepare (into the cache for generated data; for --root, give "
-        "--prepared-root); default on",
+        help="also time both loaders on the 256x256 version of the same images, as a folder "
+        "and as webdataset shards, written by lit_alexnet.data.prepare (into the cache for "
+        "generated data; for --root, give --prepared-root and --shards-root); default on",
     )
     p.add_argument(
         "--prepared-root",
         type=Path,
         default=None,
         help="the prepared version of --root (python -m lit_alexnet.data.prepare ROOT OUT)",
+    )
+    p.add_argument(
+        "--shards-root",
+        type=Path,
+        default=None,
+        help="the same as shards (python -m lit_alexnet.data.prepare ROOT OUT --format shards)",
     )
     p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
     p.set_defaults(run=_run_data)
@@ -152,11 +158,11 @@ def _run_data(args: argparse.Namespace) -> int:
             from lit_alexnet.data.builtin import ensure_builtin_dataset
 
             root = ensure_builtin_dataset(cache)
-    prepared = args.prepared_root
-    if args.prepared and prepared is None and args.root is None:
-        from lit_alexnet.bench.data import ensure_prepared
+    prepared, shards = args.prepared_root, args.shards_root
+    if args.prepared and args.root is None:
+        from lit_alexnet.bench.data import ensure_prepared, ensure_shards
 
-        prepared = ensure_prepared(root, cache)
+        prepared, shards = ensure_prepared(root, cache), ensure_shards(root, cache)
     results = run_data_benchmark(
         root,
         kind=kind,
@@ -168,6 +174,7 @@ def _run_data(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         prepared=prepared if args.prepared else None,
+        shards=shards if args.prepared else None,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(format_data_results(results))

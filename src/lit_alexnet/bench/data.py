@@ -38,11 +38,18 @@ import torch
 from PIL import Image
 
 from lit_alexnet.bench.model import machine_description
-from lit_alexnet.checks import Missing
+from lit_alexnet.checks import Invalid, Missing
+from lit_alexnet.data.base import FolderDataModule
 from lit_alexnet.data.dali import DaliImageDataModule, resolve_device
 from lit_alexnet.data.folders import ImageList, scan_split
 from lit_alexnet.data.parallel import usable_cpus
-from lit_alexnet.data.prepare import prepare_folder, prepared_path, read_manifest
+from lit_alexnet.data.prepare import (
+    prepare_folder,
+    prepare_shards,
+    prepared_path,
+    read_manifest,
+)
+from lit_alexnet.data.shards import ShardsDataModule, TorchShardsDataModule
 from lit_alexnet.data.torchvision import ImageFolderDataModule, ImageListDataset
 from lit_alexnet.data.transforms import train_transform
 from lit_alexnet.data.verify import check_image_list
@@ -51,6 +58,7 @@ __all__ = [
     "KINDS",
     "default_worker_counts",
     "ensure_prepared",
+    "ensure_shards",
     "format_data_results",
     "run_data_benchmark",
 ]
@@ -62,6 +70,7 @@ DALI = "dali"
 TORCHVISION = "torchvision"
 RAW = "raw"
 PREPARED = "prepared"
+SHARDS = "shards"
 # How the end of a loader's background work is detected: this many quiet polls in a row.
 _POLL_S = 0.01
 _QUIET_POLLS = 2
@@ -259,6 +268,7 @@ def run_data_benchmark(
     threads: Sequence[int] | None = None,
     device: str = "auto",
     prepared: str | Path | None = None,
+    shards: str | Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Time training epochs of DALI and of torchvision's DataLoader on ``root``, interleaved.
@@ -277,17 +287,20 @@ def run_data_benchmark(
         prepared: the same root as written by :mod:`lit_alexnet.data.prepare` (256x256, no
             resize in either loader): every configuration is also timed on it, in the same
             rounds.
+        shards: the same images as webdataset shards (``prepare --format shards``), timed
+            alike; they must hold exactly the images read from ``root``.
         log: called with a line of progress now and then.
 
     Returns:
         ``{"machine", "versions", "gpu" (the one DALI used, or None), "gpu_present",
         "dali_device", "dataset", "settings", "rows", "best", "best_dali", "ratio",
-        "prepared"}``; each row is ``{"loader", "config", "data" ("raw" or "prepared"),
-        "images_per_s" (median), "min", "max", "all"}``, ``best`` and ``best_dali`` the
-        indices of the fastest DataLoader and DALI rows on the raw files, ``ratio`` DALI's
-        images per second over the DataLoader's; with ``prepared``, ``"prepared"`` holds
-        ``{"root", "best", "best_dali", "dali_ratio", "torchvision_ratio"}``: the fastest
-        rows on the prepared root and each loader's prepared/raw images-per-second ratio.
+        "prepared", "shards"}``; each row is ``{"loader", "config", "data" ("raw",
+        "prepared" or "shards"), "images_per_s" (median), "min", "max", "all"}``, ``best``
+        and ``best_dali`` the indices of the fastest DataLoader and DALI rows on the raw
+        files, ``ratio`` DALI's images per second over the DataLoader's; ``"prepared"`` and
+        ``"shards"`` (None where not given) hold ``{"root", "quality", "best", "best_dali",
+        "dali_ratio", "torchvision_ratio"}``: the fastest rows on that data and each loader's
+        images per second there over its own on the raw files.
     """
     if batch_size < 1 or repeats < 1 or warmup < 0 or (images is not None and images < 1):
         raise ValueError(
@@ -317,6 +330,9 @@ def run_data_benchmark(
         if prepared is not None:
             prepared = Path(prepared).expanduser()
             roots[PREPARED] = (prepared, _same_files(files, root, prepared))
+        if shards is not None:
+            shards = Path(shards).expanduser()
+            _check_shards(shards, root, len(files), split_size)
         dali_modules = {
             (data, count): _DaliTrain(
                 data_root,
@@ -348,6 +364,10 @@ def run_data_benchmark(
             for data, (data_root, data_files) in roots.items()
             for count in workers
         ]
+        if shards is not None:
+            entries += _shard_entries(shards, batch_size, dali_device, threads, workers, gpu)
+        # DALI first, then the DataLoader, as the table reads.
+        entries.sort(key=lambda entry: entry.loader != DALI)
         _time_rounds(entries, len(files), repeats, warmup, cuda, log or (lambda line: None))
     machine = machine_description()
     machine["load_average_1min_before"] = load_before
@@ -388,7 +408,8 @@ def run_data_benchmark(
         "ratio": rows[best_dali]["images_per_s"] / rows[best]["images_per_s"],
         "prepared": None
         if prepared is None
-        else _prepared_summary(rows, best, best_dali, prepared),
+        else _summary(rows, best, best_dali, PREPARED, prepared),
+        "shards": None if shards is None else _summary(rows, best, best_dali, SHARDS, shards),
     }
 
 
@@ -415,17 +436,90 @@ def _same_files(files: ImageList, root: Path, prepared: Path) -> ImageList:
     return ImageList(tuple(copies), files.labels, files.classes)
 
 
-def _prepared_summary(
-    rows: Sequence[dict[str, Any]], best: int, best_dali: int, root: Path
+def ensure_shards(root: Path, cache_dir: Path, shard_size: float = 4.0) -> Path:
+    """:func:`ensure_prepared` as webdataset shards of ``shard_size`` MB (small, so that a
+    benchmark epoch reads several)."""
+    shards = Path(cache_dir).expanduser() / f"{root.name}-shards"
+    if read_manifest(shards) is None:
+        prepare_shards(root, shards, splits=("train",), shard_size=shard_size)
+    return shards
+
+
+def _check_shards(shards: Path, root: Path, images: int, split_size: int) -> None:
+    manifest = read_manifest(shards)
+    if manifest is None or manifest.format != "shards":
+        raise Missing(
+            f"{shards} is not a shards root: write it with `python -m lit_alexnet.data.prepare "
+            f"{root} {shards} --split train --format shards`"
+        )
+    held = (manifest.images or {}).get("train")
+    if held != images or images != split_size:
+        raise Invalid(
+            f"{shards} holds {held} training images, the benchmark reads {images} of "
+            f"{split_size} from {root}: shards are read whole, so time them on all of a "
+            "split (--images at least its size)"
+        )
+
+
+class _DaliShardsTrain(ShardsDataModule):
+    """The DALI shards module, training split only."""
+
+    def check_splits(self, *splits: Literal["train", "val"]) -> None:
+        super().check_splits(*(split for split in splits if split == "train"))
+
+
+class _TorchvisionShardsTrain(TorchShardsDataModule):
+    """The torchvision shards module, training split only."""
+
+    def check_splits(self, *splits: Literal["train", "val"]) -> None:
+        super().check_splits(*(split for split in splits if split == "train"))
+
+
+def _shard_entries(
+    shards: Path,
+    batch_size: int,
+    device: Literal["gpu", "cpu"],
+    threads: Sequence[int],
+    workers: Sequence[int],
+    gpu: torch.device | None,
+) -> list[_Entry]:
+    dali = [
+        _Entry(
+            DALI,
+            f"{device}, {_plural(count, 'thread')}",
+            SHARDS,
+            _train_loader(
+                _DaliShardsTrain(
+                    shards, batch_size, device=device, num_threads=count, pipeline_seed=0
+                )
+            ),
+        )
+        for count in threads
+    ]
+    return dali + [
+        _Entry(
+            TORCHVISION,
+            _plural(count, "worker"),
+            SHARDS,
+            _train_loader(_TorchvisionShardsTrain(shards, batch_size, num_workers=count)),
+            gpu,
+        )
+        for count in workers
+    ]
+
+
+def _summary(
+    rows: Sequence[dict[str, Any]], best: int, best_dali: int, data: str, root: Path
 ) -> dict[str, Any]:
-    on_prepared = _best(rows, TORCHVISION, PREPARED), _best(rows, DALI, PREPARED)
-    rate = [rows[i]["images_per_s"] for i in (best, best_dali, *on_prepared)]
+    """The fastest rows on ``data`` (prepared or shards) and their ratios to the raw files'."""
+    on_data = _best(rows, TORCHVISION, data), _best(rows, DALI, data)
+    rate = [rows[i]["images_per_s"] for i in (best, best_dali, *on_data)]
     manifest = read_manifest(root)
     return {
         "root": str(root),
         "quality": None if manifest is None else manifest.quality,
-        "best": on_prepared[0],
-        "best_dali": on_prepared[1],
+        "best": on_data[0],
+        "best_dali": on_data[1],
         "torchvision_ratio": rate[2] / rate[0],
         "dali_ratio": rate[3] / rate[1],
     }
@@ -435,7 +529,7 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
-def _train_loader(module: DaliImageDataModule | ImageFolderDataModule) -> Iterable[Any]:
+def _train_loader(module: FolderDataModule) -> Iterable[Any]:
     module.setup("fit")
     return module.train_dataloader()
 
@@ -565,14 +659,15 @@ def format_data_results(
             "cores: other processes took CPU time from both loaders, so absolute figures are "
             "low; interleaving keeps the ratio fair"
         )
-    prepared = results.get("prepared")
     bests = {results["best"], results["best_dali"]}
-    if prepared is not None:
-        bests |= {prepared["best"], prepared["best_dali"]}
+    others = {data: results[data] for data in (PREPARED, SHARDS) if results.get(data)}
+    for data, other in others.items():
+        bests |= {other["best"], other["best_dali"]}
+        how = "--format shards (webdataset tars) " if data == SHARDS else ""
         machine.append(
-            f"prepared: the same images from {prepared['root']}, written once at 256x256 "
-            f"(JPEG quality {prepared['quality']}) by `python -m lit_alexnet.data.prepare`: "
-            "both loaders decode them and skip the resize"
+            f"{data}: the same images from {other['root']}, written once at 256x256 "
+            f"(JPEG quality {other['quality']}) by `python -m lit_alexnet.data.prepare "
+            f"{how}`: both loaders decode them and skip the resize"
         )
     best = results["rows"][results["best"]]["images_per_s"]
     header = ("loader", "data", "config", "images/s", "min", "max", "vs best torchvision")
@@ -588,12 +683,16 @@ def format_data_results(
         )
         for i, row in enumerate(results["rows"])
     ]
-    summary = f"dali/torchvision images-per-second ratio: {results['ratio']:.2f}"
-    if prepared is not None:
-        summary = (
-            f"torchvision prepared/raw images-per-second ratio: {prepared['torchvision_ratio']:.2f}"
-            f"\ndali prepared/raw images-per-second ratio: {prepared['dali_ratio']:.2f}\n{summary}"
-        )
+    ratios = [
+        f"{loader} {data}/raw images-per-second ratio: {other[f'{loader}_ratio']:.2f}"
+        for data, other in others.items()
+        for loader in (TORCHVISION, DALI)
+    ]
+    # The prepared folder's DALI line just above the raw dali/torchvision line, the last.
+    ratios.sort(key=lambda line: line.startswith(f"{DALI} {PREPARED}/"))
+    summary = "\n".join(
+        [*ratios, f"dali/torchvision images-per-second ratio: {results['ratio']:.2f}"]
+    )
     if markdown:
         lines = ["# lit_alexnet data benchmark", ""]
         if command is not None:
