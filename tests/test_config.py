@@ -153,6 +153,14 @@ def test_missing_data_folder_is_named(tmp_path: Path, composed: Composer) -> Non
         validate(composed("data=folder", f"data.root={missing}"))
 
 
+def test_a_shards_root_read_as_a_folder_is_refused_with_the_fix(
+    tmp_path: Path, composed: Composer
+) -> None:
+    (tmp_path / "shards.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ValueError, match="holds webdataset shards.*data=shards"):
+        validate(composed("data=folder", f"data.root={tmp_path}"))
+
+
 def test_wandb_is_offline_unless_asked(monkeypatch: pytest.MonkeyPatch, composed: Composer) -> None:
     monkeypatch.delenv("WANDB_MODE", raising=False)
     assert composed().logger.mode == "offline"

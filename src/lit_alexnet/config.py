@@ -19,6 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from lit_alexnet.checks import Invalid, Missing, check
 from lit_alexnet.data.builtin import BuiltinSpec
 from lit_alexnet.data.choices import LIGHTING_STD, check_data_options
+from lit_alexnet.data.prepare import SHARDS_INDEX
 from lit_alexnet.nn.alexnet import AlexNet, Norm, Pooling, check_arguments
 from lit_alexnet.optim import PaperSGD, PlateauDecay
 
@@ -187,6 +188,11 @@ class FolderDataConfig(DataConfig):
             raise Missing(
                 f"data.root={self.root!r} is not a folder: point it at a root holding "
                 "train/<class>/*.jpg and val/<class>/*.jpg"
+            )
+        if (Path(self.root).expanduser() / SHARDS_INDEX).is_file():
+            raise Invalid(
+                f"data.root={self.root!r} holds webdataset shards, not class folders: read it "
+                "with data=shards"
             )
         if self.val_labels is not None and not Path(self.val_labels).expanduser().is_file():
             raise Missing(f"data.val_labels={self.val_labels!r} is not a file")
