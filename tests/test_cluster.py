@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 # ----------------------------------------------------------------------------- sweeps
 
 
+# Two smoke jobs in their own processes: about a minute on 2 cores, so with the slow tests
+# (which CI runs too).
+@pytest.mark.slow
 def test_a_submitit_local_sweep_runs_each_job_in_its_own_process(
     tmp_path: Path, cache_dir: Path
 ) -> None:
