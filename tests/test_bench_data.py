@@ -226,3 +226,11 @@ def test_shards_are_timed_on_a_whole_split_only(tmp_path: Path) -> None:
         run_data_benchmark(root, device="cpu", images=3, shards=shards, **settings)
     with pytest.raises(Missing, match="is not a shards root"):
         run_data_benchmark(root, device="cpu", shards=root, **settings)
+
+
+def test_only_other_processes_busy_before_the_run_give_a_warning() -> None:
+    # The benchmark itself runs more threads than cores; only the load before it counts.
+    assert bench_data.busy_machine_warning(0.2, 2) is None
+    assert bench_data.busy_machine_warning(float("nan"), 2) is None
+    warning = bench_data.busy_machine_warning(1.6, 2)
+    assert warning is not None and warning.startswith("warning: load average 1.6 before the run")

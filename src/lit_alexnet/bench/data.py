@@ -602,6 +602,19 @@ def _versions() -> dict[str, str]:
 # ----------------------------------------------------------------------------- report
 
 
+def busy_machine_warning(load_before: float, cores: int) -> str | None:
+    """A warning where other processes kept the machine busy before the run began: the load
+    average then is theirs alone (the benchmark's threads join it after), and over half a
+    core of it takes time from every loader."""
+    if not load_before > 0.5:  # NaN (no load average here) never warns
+        return None
+    return (
+        f"warning: load average {load_before:.1f} before the run on {cores} cores: other "
+        "processes took CPU time from both loaders, so absolute figures are low; "
+        "interleaving keeps the ratio fair"
+    )
+
+
 def format_data_results(
     results: dict[str, Any], markdown: bool = False, command: str | None = None
 ) -> str:
@@ -651,23 +664,18 @@ def format_data_results(
         "the next epoch counted in its own epoch; torch ops in the main process on 1 thread, "
         "as in DataLoader workers",
     ]
-    # The load average before the run counts the other processes (ours join it after).
-    ours = max(*s["threads"], *s["workers"])
-    if load_before + ours > m["usable_cores"] + 0.5:
-        machine.append(
-            f"warning: load average {load_before:.1f} before the run on {m['usable_cores']} "
-            "cores: other processes took CPU time from both loaders, so absolute figures are "
-            "low; interleaving keeps the ratio fair"
-        )
+    warning = busy_machine_warning(load_before, m["usable_cores"])
+    if warning is not None:
+        machine.append(warning)
     bests = {results["best"], results["best_dali"]}
     others = {data: results[data] for data in (PREPARED, SHARDS) if results.get(data)}
     for data, other in others.items():
         bests |= {other["best"], other["best_dali"]}
-        how = "--format shards (webdataset tars) " if data == SHARDS else ""
+        how = " --format shards` (webdataset tars)" if data == SHARDS else "`"
         machine.append(
             f"{data}: the same images from {other['root']}, written once at 256x256 "
-            f"(JPEG quality {other['quality']}) by `python -m lit_alexnet.data.prepare "
-            f"{how}`: both loaders decode them and skip the resize"
+            f"(JPEG quality {other['quality']}) by `python -m lit_alexnet.data.prepare{how}: "
+            "both loaders decode them and skip the resize"
         )
     best = results["rows"][results["best"]]["images_per_s"]
     header = ("loader", "data", "config", "images/s", "min", "max", "vs best torchvision")
