@@ -157,7 +157,7 @@ def test_a_shards_root_read_as_a_folder_is_refused_with_the_fix(
     tmp_path: Path, composed: Composer
 ) -> None:
     (tmp_path / "shards.json").write_text("{}", encoding="utf-8")
-    with pytest.raises(ValueError, match="holds webdataset shards.*data=shards"):
+    with pytest.raises(ValueError, match=r"holds webdataset shards.*data=shards"):
         validate(composed("data=folder", f"data.root={tmp_path}"))
 
 
