@@ -42,6 +42,7 @@ __all__ = [
     "DaliLoader",
     "EncodedImages",
     "dali_available",
+    "equal_steps",
     "resolve_device",
     "shard_bounds",
 ]
@@ -81,6 +82,16 @@ def resolve_device(device: str) -> Literal["gpu", "cpu"]:
 def shard_bounds(size: int, shard_id: int, num_shards: int) -> tuple[int, int]:
     """The ``[start, end)`` sample range DALI's readers give shard ``shard_id`` of a dataset."""
     return size * shard_id // num_shards, size * (shard_id + 1) // num_shards
+
+
+def equal_steps(size: int, batch_size: int, num_shards: int) -> int:
+    """The training batches every shard's rank takes per epoch: the smallest shard's count.
+    With shard sizes n and n + 1 the ranks could differ by one batch, and DDP would hang on
+    the extra step."""
+    return min(
+        math.ceil((end - start) / batch_size)
+        for start, end in (shard_bounds(size, s, num_shards) for s in range(num_shards))
+    )
 
 
 def _require_dali() -> None:
@@ -489,12 +500,7 @@ class DaliImageDataModule(FolderDataModule):
     def train_dataloader(self) -> DaliLoader:
         images = self._source("train")
         shard_id, num_shards = self._shard()
-        # With shard sizes n and n + 1 the ranks could differ by one batch, and DDP would
-        # hang on the extra step: every rank stops at the smallest shard's batch count.
-        steps = min(
-            math.ceil((end - start) / self.batch_size)
-            for start, end in (shard_bounds(len(images), s, num_shards) for s in range(num_shards))
-        )
+        steps = equal_steps(len(images), self.batch_size, num_shards)
         build = self._builder(
             _train_graph,
             images,

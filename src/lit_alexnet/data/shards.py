@@ -33,7 +33,7 @@ from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data.backends import resolve_backend
 from lit_alexnet.data.base import FolderDataModule, Split
 from lit_alexnet.data.choices import Device, MeanMode, Views
-from lit_alexnet.data.dali import DaliImageDataModule, shard_bounds
+from lit_alexnet.data.dali import DaliImageDataModule, equal_steps, shard_bounds
 from lit_alexnet.data.dataset_stats import DatasetStats
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.images import load_rgb
@@ -453,11 +453,7 @@ class TorchShardsDataModule(_ShardsRoot):
     def train_dataloader(self) -> ShardLoader:
         shards = self.shards("train")
         rank, world = self._rank()
-        # Every rank stops at the smallest part's batch count, as the DALI backend does.
-        steps = min(
-            math.ceil((end - start) / self.batch_size)
-            for start, end in (shard_bounds(len(shards), r, world) for r in range(world))
-        )
+        steps = equal_steps(len(shards), self.batch_size, world)
         stats = self.dataset_stats()
         transform = train_transform(stats, mean=self.mean, lighting_std=self.lighting_std)
         stream = ShardStream(
