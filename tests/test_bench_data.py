@@ -18,8 +18,8 @@ from lit_alexnet.bench.__main__ import main
 from lit_alexnet.bench.data import default_worker_counts, run_data_benchmark
 from lit_alexnet.bench.photos import PHOTO_SIZE, ensure_photo_dataset, photo_dirname, render_photo
 from lit_alexnet.checks import Invalid, Missing
-from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats
 from lit_alexnet.data.folders import scan_split
+from lit_alexnet.data.formats import STATS_FILENAME, DatasetStats
 
 RATIO_LINE = re.compile(r"^dali/torchvision images-per-second ratio: (\d+\.\d\d)$")
 PREPARED_LINE = re.compile(r"^dali prepared/raw images-per-second ratio: (\d+\.\d\d)$")

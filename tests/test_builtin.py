@@ -12,7 +12,7 @@ from PIL import Image
 
 from lit_alexnet.data import builtin
 from lit_alexnet.data.builtin import CLASS_NAMES, BuiltinSpec, ensure_builtin_dataset
-from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats
+from lit_alexnet.data.formats import STATS_FILENAME, DatasetStats
 
 # Big enough for the colour test to have statistical power, small enough to build in seconds.
 SHARED = BuiltinSpec(num_classes=10, train_per_class=40, val_per_class=20, seed=3)

@@ -16,16 +16,12 @@ from PIL import Image
 
 from lit_alexnet import LitAlexNet
 from lit_alexnet.data.backends import builtin_datamodule, folder_datamodule
+from lit_alexnet.data.bad_files import BadFilesError
 from lit_alexnet.data.base import FolderDataModule
-from lit_alexnet.data.dali import (
-    BuiltinDaliDataModule,
-    DaliImageDataModule,
-    resolve_device,
-    shard_bounds,
-)
-from lit_alexnet.data.dataset_stats import IMAGENET_STATS, DatasetStats
+from lit_alexnet.data.dali import BuiltinDaliDataModule, DaliImageDataModule, resolve_device
+from lit_alexnet.data.formats import IMAGENET_STATS, DatasetStats
+from lit_alexnet.data.sharding import shard_bounds
 from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
-from lit_alexnet.data.verify import BadFilesError
 
 SPAN = 256 - 224  # the crop's freedom in each direction
 

@@ -14,8 +14,8 @@ from PIL import Image, ImageOps
 from torchvision.transforms import v2
 
 from lit_alexnet.data import prepare as prepare_module
-from lit_alexnet.data.dataset_stats import DatasetStats
-from lit_alexnet.data.prepare import MANIFEST, main, prepare_folder, read_manifest
+from lit_alexnet.data.formats import MANIFEST, DatasetStats, read_manifest
+from lit_alexnet.data.prepare import main, prepare_folder
 
 
 def _picture(width: int, height: int, seed: int) -> np.ndarray:

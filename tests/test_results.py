@@ -16,14 +16,16 @@ import torch
 from PIL import Image
 
 from lit_alexnet import LitAlexNet
-from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats
 from lit_alexnet.data.folders import scan_split
+from lit_alexnet.data.formats import STATS_FILENAME, DatasetStats
+from lit_alexnet.data.images import open_image
 from lit_alexnet.data.transforms import ten_crop_transform
 from lit_alexnet.evaluate import evaluate
 from lit_alexnet.figures import make_figures, nearest
-from lit_alexnet.predict import load_image, predict
+from lit_alexnet.job import run_config
+from lit_alexnet.predict import predict
 from lit_alexnet.report import find_jobs, table
-from lit_alexnet.runs import best_checkpoint, run_config
+from lit_alexnet.runs import best_checkpoint
 
 from .test_train import FINAL_LINE, train_cli
 
@@ -103,7 +105,7 @@ def test_predict_reads_what_users_drop_on_it(run: Path, tmp_path: Path) -> None:
     exif[0x0112] = 6
     sideways.save(tmp_path / "phone.jpg", quality=95, exif=exif)
     assert np.array_equal(
-        np.asarray(load_image(tmp_path / "phone.jpg")),
+        np.asarray(open_image(tmp_path / "phone.jpg")),
         np.asarray(Image.open(tmp_path / "phone.jpg").transpose(Image.Transpose.ROTATE_270)),
     )
     upright.convert("L").save(tmp_path / "grey.png")

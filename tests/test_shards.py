@@ -22,16 +22,14 @@ from PIL import Image
 
 from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data import prepare as prepare_module
-from lit_alexnet.data.dataset_stats import DatasetStats
-from lit_alexnet.data.prepare import (
+from lit_alexnet.data.formats import (
     MANIFEST,
     SHARDS_INDEX,
-    main,
-    prepare_folder,
-    prepare_shards,
+    DatasetStats,
     read_manifest,
+    read_shards_index,
 )
-from lit_alexnet.data.shards import read_shards_index
+from lit_alexnet.data.prepare import main, prepare_folder, prepare_shards
 
 from .conftest import Composer
 from .test_prepare import _picture, _source
@@ -361,7 +359,8 @@ def test_a_checkpoint_inside_an_epoch_resumes_exactly(numbered: Path) -> None:
 def test_the_datamodule_refuses_a_root_that_is_not_shards(
     prepared: tuple[Path, Path, Path],
 ) -> None:
-    from lit_alexnet.data.shards import ShardsDataModule, shards_datamodule
+    from lit_alexnet.data.backends import shards_datamodule
+    from lit_alexnet.data.shards import ShardsDataModule
 
     with pytest.raises(Missing, match="--format shards"):
         ShardsDataModule(prepared[1], device="cpu")
@@ -448,7 +447,8 @@ def test_torchvision_resumes_inside_an_epoch_exactly(numbered: Path) -> None:
 
 
 def test_the_factory_picks_the_backend(prepared: tuple[Path, Path, Path]) -> None:
-    from lit_alexnet.data.shards import TorchShardsDataModule, shards_datamodule
+    from lit_alexnet.data.backends import shards_datamodule
+    from lit_alexnet.data.shards import TorchShardsDataModule
 
     dm = shards_datamodule(prepared[2], backend="torchvision", device="auto", num_workers=0)
     assert isinstance(dm, TorchShardsDataModule) and dm.num_classes == 2

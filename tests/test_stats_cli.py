@@ -14,7 +14,8 @@ from PIL import Image
 from torchvision import transforms
 
 from lit_alexnet.data.builtin import BuiltinSpec
-from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats, compute_folder_stats
+from lit_alexnet.data.dataset_stats import compute_folder_stats
+from lit_alexnet.data.formats import STATS_FILENAME, DatasetStats
 
 # Wider, taller and square images, so both resize branches and the centre crop's rounding run.
 SIZES = [(300, 260), (260, 301), (256, 256), (283, 270), (270, 333)]
@@ -156,7 +157,7 @@ def test_a_root_without_stats_gets_its_own_on_first_use_cached_for_later_runs(
 
 
 def test_the_published_figures_by_name(root: Path) -> None:
-    from lit_alexnet.data.dataset_stats import IMAGENET_STATS
+    from lit_alexnet.data.formats import IMAGENET_STATS
     from lit_alexnet.data.torchvision import ImageFolderDataModule
 
     assert ImageFolderDataModule(root, stats="imagenet").dataset_stats() is IMAGENET_STATS

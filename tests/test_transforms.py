@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lit_alexnet.data.dataset_stats import IMAGENET_STATS, DatasetStats
+from lit_alexnet.data.formats import IMAGENET_STATS, DatasetStats
 from lit_alexnet.data.transforms import (
     PCALighting,
     SubtractMean,

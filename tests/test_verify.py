@@ -1,4 +1,4 @@
-"""Finding files that are not readable images (lit_alexnet.data.verify)."""
+"""Finding files that are not readable images (data.bad_files, the verify command)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lit_alexnet.data import verify
-from lit_alexnet.data.folders import ImageList, scan_split
-from lit_alexnet.data.verify import (
+from lit_alexnet.data import bad_files, verify
+from lit_alexnet.data.bad_files import (
     BadFile,
     BadFilesError,
     bad_files_report,
     check_image_list,
     find_bad_files,
-    main,
 )
+from lit_alexnet.data.folders import ImageList, scan_split
+from lit_alexnet.data.verify import main
 
 REASONS = {
     "fast": {
@@ -112,7 +112,7 @@ def test_skip_leaves_bad_files_out_with_one_warning(
 ) -> None:
     images = scan_split(root, "train")
 
-    with caplog.at_level(logging.WARNING, logger="lit_alexnet.data.verify"):
+    with caplog.at_level(logging.WARNING, logger="lit_alexnet.data.bad_files"):
         kept = check_image_list(images, on_bad="skip", what=str(root / "train"))
 
     bad = {root / "train" / "b" / n for n in ("truncated.jpg", "text.jpg", "empty.jpg", "anim.jpg")}
@@ -166,8 +166,8 @@ def test_long_report_is_cut_short() -> None:
 
 
 def test_progress_bar_path(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(verify, "_PROGRESS_MIN", 1)
-    monkeypatch.setattr(verify, "_CHUNK", 2)
+    monkeypatch.setattr(bad_files, "_PROGRESS_MIN", 1)
+    monkeypatch.setattr(bad_files, "_CHUNK", 2)
     images = scan_split(root, "train")
 
     found = find_bad_files(images.files, progress=True)
@@ -244,7 +244,7 @@ def test_under_ddp_only_rank_0_reads_the_files(root: Path, monkeypatch: pytest.M
     rank0.trainer = trainer(0)  # type: ignore[assignment]
     rank0.check_splits("train", "val")
     # Rank 1 reads no file: it takes rank 0's findings.
-    monkeypatch.setattr(verify, "find_bad_files", lambda *a, **k: pytest.fail("rank 1 read"))
+    monkeypatch.setattr(bad_files, "find_bad_files", lambda *a, **k: pytest.fail("rank 1 read"))
     rank1 = ImageFolderDataModule(root, num_workers=0)
     rank1.trainer = trainer(1, received=sent[0])  # type: ignore[assignment]
     rank1.check_splits("train", "val")

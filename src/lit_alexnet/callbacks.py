@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+import torch
+from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
 from lit_alexnet.nn import AlexNet
+from lit_alexnet.plots import kernel_grid
 
 _process_clock_taken = False
 
@@ -50,8 +53,9 @@ class TimeBudget(Callback):
     the largest number of whole epochs, at most ``trainer.max_epochs``, that ends within the
     budget, leaving ``reserve_s`` for the final checkpoint and teardown. A schedule that
     spans the run (one cycle) is re-planned over the new length, so the learning rate still
-    anneals to its end. It re-plans after every validation with the measured times, always
-    validates after the final epoch, and takes every rank's decision from rank 0.
+    anneals to its end. It re-plans after every validation with the measured times and takes
+    every rank's decision from rank 0. The job validates after the final epoch
+    (:class:`FinalValidation`), which the plan counts.
 
     The clock starts with the job (the process's start for its first job): on a machine
     that is fast enough the run is not changed at all.
@@ -95,13 +99,6 @@ class TimeBudget(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_batches = 0
-        self._validate_if_final(trainer)
-
-    def _validate_if_final(self, trainer: L.Trainer) -> None:
-        """Validate after the planned last epoch; in the others, as the trainer was set."""
-        final = self.planned_epochs is not None and trainer.current_epoch == self.planned_epochs - 1
-        if self._every_n is not None:
-            trainer.check_val_every_n_epoch = 1 if final else self._every_n
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
@@ -188,8 +185,9 @@ class TimeBudget(Callback):
         epochs = int(trainer.strategy.broadcast(epochs))
         previous = self.planned_epochs or self.configured_epochs
         first = self.planned_epochs is None
+        # Lightning has no public way to shorten a fit once it has begun; the fit loop's
+        # max_epochs is what it reads at every epoch's end (and trainer.max_epochs returns).
         self.planned_epochs = trainer.fit_loop.max_epochs = epochs
-        self._validate_if_final(trainer)
         if epochs == previous and not first:
             return
         resized = False
@@ -209,6 +207,44 @@ class TimeBudget(Callback):
             + f"; training ends about {(time.time() + left - self.start_time) / 60:.1f} min "
             "after the start"
         )
+
+
+class FinalValidation(Callback):
+    """Validates in the last epoch of the fit, whatever ``check_val_every_n_epoch`` says, so
+    that the run's figures, its best checkpoint and its schedule see the final weights.
+
+    The last epoch is the trainer's ``max_epochs`` as it stands at each step, so a callback
+    before this one may change it (:class:`TimeBudget`). :meth:`validated_last` tells the job
+    whether a fit that ended otherwise (``max_steps``, a plateau stop) still needs a validation.
+    """
+
+    def __init__(self) -> None:
+        self._every_n: int | None = None
+        self._validated_step = -1
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._every_n = trainer.check_val_every_n_epoch
+
+    @override
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
+        # Lightning decides whether to validate after each training batch, reading this.
+        if self._every_n is not None:
+            last = (
+                trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs - 1
+            )
+            trainer.check_val_every_n_epoch = 1 if last else self._every_n
+
+    @override
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated_step = trainer.global_step
+
+    def validated_last(self, trainer: L.Trainer) -> bool:
+        """Whether the last validation saw the weights the fit ended with."""
+        return self._validated_step == trainer.global_step
 
 
 class ProgressLines(Callback):
@@ -258,8 +294,6 @@ class ProgressLines(Callback):
 def progress_bar(every_n_steps: int = 500) -> Callback:
     """A Rich progress bar on a terminal; :class:`ProgressLines` in a log file or job."""
     if sys.stdout.isatty():
-        from lightning.pytorch.callbacks import RichProgressBar
-
         return RichProgressBar()
     return ProgressLines(every_n_steps)
 
@@ -276,11 +310,6 @@ class Conv1Kernels(Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or not trainer.loggers:
             return
-        import torch
-        from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-
-        from lit_alexnet.plots import kernel_grid
-
         weights = [w.float().cpu() for w in cast(AlexNet, pl_module.net).conv1_weights()]
         picture = kernel_grid(torch.cat(weights), len(weights), self.scale)
         step = trainer.global_step

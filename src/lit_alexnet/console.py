@@ -61,7 +61,7 @@ def one_line_refusals(main: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-# The last line of a traceback: "lit_alexnet.data.verify.BadFilesError: <message...>".
+# The last line of a traceback: "lit_alexnet.data.bad_files.BadFilesError: <message...>".
 _RAISED = re.compile(r"^(lit_alexnet(?:\.\w+)*)\.(\w+): ", re.M)
 
 

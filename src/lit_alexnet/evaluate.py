@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+from hydra.utils import instantiate
+
+from lit_alexnet.callbacks import progress_bar
+from lit_alexnet.console import quiet_console
 from lit_alexnet.data.choices import VIEWS
+from lit_alexnet.job import run_config, trainer_precision
+from lit_alexnet.module import LitAlexNet
+from lit_alexnet.runs import RunError, best_checkpoint, run_dir_of
 
 EVAL = "eval.json"
 
@@ -30,15 +38,6 @@ def evaluate(
 ) -> dict[str, dict[str, float]]:
     """``{view: {"top1_error", "top5_error"}}`` of the run's best checkpoint on its validation
     split (or the data ``overrides`` name); also written to ``eval.json`` in the run."""
-    import lightning as L
-    from hydra.utils import instantiate
-
-    from lit_alexnet.callbacks import progress_bar
-    from lit_alexnet.console import quiet_console
-    from lit_alexnet.job import trainer_precision
-    from lit_alexnet.module import LitAlexNet
-    from lit_alexnet.runs import best_checkpoint, run_config, run_dir_of
-
     for view in views:
         if view not in VIEWS:
             raise ValueError(f"views={view!r}: choose from {list(VIEWS)}")
@@ -90,8 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             views = [v for v in item.removeprefix("views=").split(",") if v]
         else:
             overrides.append(item)
-    from lit_alexnet.runs import RunError, run_dir_of
-
     try:
         results = evaluate(args.run, overrides, views)
     except (RunError, ValueError, FileNotFoundError) as e:

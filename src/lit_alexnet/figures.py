@@ -25,11 +25,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from torch import Tensor
 
-from lit_alexnet.data.transforms import CenterCropTransform
+from lit_alexnet.data.images import open_image
+from lit_alexnet.data.parallel import progress_bar
+from lit_alexnet.data.transforms import CenterCropTransform, mean_tensor
+from lit_alexnet.job import run_config
+from lit_alexnet.module import LitAlexNet
 from lit_alexnet.nn import AlexNet
 from lit_alexnet.plots import colour_selectivity, kernel_grid, neighbours_figure, save_png
+from lit_alexnet.runs import RunError, best_checkpoint, run_dir_of
 
 
 @dataclass
@@ -61,15 +67,12 @@ def embed(
     net: AlexNet, files: Sequence[Path], transform: CenterCropTransform, what: str, batch: int = 32
 ) -> Tensor:
     """fc7 vectors of ``files`` (as validation images are read), with a progress bar."""
-    from lit_alexnet.data.parallel import progress_bar
-    from lit_alexnet.predict import load_image
-
     out = []
     with progress_bar() as bar, torch.no_grad():
         task = bar.add_task(f"fc7 of {what}", total=len(files))
         for start in range(0, len(files), batch):
             chunk = files[start : start + batch]
-            x = torch.stack([transform(load_image(f)) for f in chunk])
+            x = torch.stack([transform(open_image(f)) for f in chunk])
             out.append(net.features(x, layer="fc7").float())
             bar.advance(task, len(chunk))
     return torch.cat(out)
@@ -77,9 +80,7 @@ def embed(
 
 def shown(path: Path, transform: CenterCropTransform) -> np.ndarray:
     """The image as the network saw it, before the mean is subtracted: uint8 224x224 RGB."""
-    from lit_alexnet.predict import load_image
-
-    full = transform.decode(load_image(path))
+    full = transform.decode(open_image(path))
     offset = (transform.resize - transform.crop) // 2
     patch = full[:, offset : offset + transform.crop, offset : offset + transform.crop]
     return patch.permute(1, 2, 0).numpy()
@@ -93,12 +94,6 @@ def make_figures(
     neighbours: int = 6,
 ) -> Figures:
     """Write Figures 3 and 4 of ``run`` into ``run/figures``."""
-    from hydra.utils import instantiate
-
-    from lit_alexnet.data.transforms import mean_tensor
-    from lit_alexnet.module import LitAlexNet
-    from lit_alexnet.runs import best_checkpoint, run_config, run_dir_of
-
     folder = run_dir_of(run) / "figures"
     checkpoint = best_checkpoint(run)
     model = LitAlexNet.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
@@ -110,9 +105,7 @@ def make_figures(
     datamodule = instantiate(run_config(run, overrides).data)
     datamodule.prepare_data()
     train, val = datamodule.image_list("train"), datamodule.image_list("val")
-    transform = CenterCropTransform(
-        mean_tensor(datamodule.dataset_stats(), datamodule.mean), resize=256, crop=224
-    )
+    transform = CenterCropTransform(mean_tensor(datamodule.dataset_stats(), datamodule.mean))
     pool = [train.files[i] for i in spread(len(train), train_images)]
     # One query per class, the first of each, as many as asked.
     firsts = {label: f for f, label in reversed(list(zip(val.files, val.labels, strict=True)))}
@@ -144,8 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=6, help="validation images (default 6)")
     parser.add_argument("--neighbours", type=int, default=6, help="per query (default 6)")
     args = parser.parse_args(argv)
-    from lit_alexnet.runs import RunError
-
     try:
         made = make_figures(
             args.run, args.overrides, args.train_images, args.queries, args.neighbours

@@ -1,4 +1,12 @@
-"""One training job from a composed config: what ``python -m lit_alexnet.train`` runs."""
+"""One training job from a composed config: what ``python -m lit_alexnet.train`` runs.
+
+:func:`train` reads as the job goes: build what the config names, fit, validate the final
+weights, test if asked, report. The side concerns sit in small helpers: the run record
+(:class:`lit_alexnet.runs.RunRecord`), an interrupt (:func:`_fit`), and closing W&B before
+the summary is printed (:func:`_summary_after_wandb`). The other commands compose a training
+config here too (:func:`compose_train_config`, :func:`run_config`), so that every one of them
+builds the same objects from the same YAML.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +14,15 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
@@ -20,26 +30,59 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from lit_alexnet import __version__
-from lit_alexnet.config import validate
+from lit_alexnet.callbacks import FinalValidation
+from lit_alexnet.config import config_dir, register_configs, validate
 from lit_alexnet.console import quiet_console
 from lit_alexnet.module import MONITOR, LitAlexNet
 from lit_alexnet.precision import AUTO, auto_precision
-from lit_alexnet.runs import write_results
+from lit_alexnet.runs import RunRecord, run_dir_of, run_overrides
 
 
-def output_dir() -> Path:
-    """The running Hydra job's output directory."""
-    return Path(HydraConfig.get().runtime.output_dir)
+def compose_train_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """``python -m lit_alexnet.train``'s config with ``overrides``, composed outside a run."""
+    register_configs()
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app or test: compose there
+        return compose("train", overrides=list(overrides))
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
 
 
-def _shown(path: Path) -> str:
-    try:
-        return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
-    except ValueError:
-        return str(path)
+def run_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """The training config of the run at ``path``, composed again with ``overrides`` on top
+    (``data=folder``, ``data.root=...``), so a group switch works as on the command line."""
+    return compose_train_config([*run_overrides(run_dir_of(path)), *overrides])
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+def build_model(cfg: DictConfig, num_classes: int) -> LitAlexNet:
+    """The LitAlexNet of a composed config, with its optimizer and scheduler factories."""
+    model = instantiate(
+        cfg.model,
+        _convert_="all",  # plain hyperparameters, so checkpoints load with weights_only=True
+        num_classes=num_classes,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.scheduler is not None else None,
+    )
+    assert isinstance(model, LitAlexNet)
+    return model
+
+
+def quickstart(num_classes: int = 10, overrides: Sequence[str] = ()) -> LitAlexNet:
+    """The paper's network with the quickstart's short-run recipe of ``conf/train.yaml``
+    (He init, fused one-cycle AdamW), which learns in a few hundred steps where the paper's
+    section 5 recipe stays at chance. ``overrides`` are Hydra's, e.g. ``"optimizer.lr=1e-4"``,
+    ``"norm=none"`` or ``"model.net.towers=1"``."""
+    return build_model(compose_train_config(overrides), num_classes)
+
+
+def trainer_precision(trainer_cfg: DictConfig) -> str:
+    """``trainer.precision``, with ``auto`` replaced by this machine's choice (said once)."""
+    precision = str(trainer_cfg.precision)
+    if precision != AUTO:
+        return precision
+    return auto_precision(str(trainer_cfg.get("accelerator", AUTO)))
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LitAlexNet, L.Trainer]:
     """Validate ``cfg`` and instantiate its datamodule, module and trainer; reads no data."""
     validate(cfg)
     quiet_console(wandb_offline=_wandb_offline(cfg))
@@ -60,7 +103,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     strategy = instantiate(cfg.strategy) if isinstance(cfg.strategy, DictConfig) else cfg.strategy
     trainer = instantiate(
         cfg.trainer,
-        callbacks=callbacks,
+        # Last, so that it sees the run's length after any callback has changed it.
+        callbacks=[*callbacks, FinalValidation()],
         logger=logger,
         strategy=strategy,
         precision=trainer_precision(cfg.trainer),
@@ -68,47 +112,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     return datamodule, model, trainer
 
 
-def build_model(cfg: DictConfig, num_classes: int) -> L.LightningModule:
-    """The LitAlexNet of a composed config, with its optimizer and scheduler factories."""
-    return instantiate(
-        cfg.model,
-        _convert_="all",  # plain hyperparameters, so checkpoints load with weights_only=True
-        num_classes=num_classes,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.scheduler is not None else None,
-    )
-
-
-def quickstart(num_classes: int = 10, overrides: Sequence[str] = ()) -> LitAlexNet:
-    """The paper's network with the quickstart's short-run recipe of ``conf/train.yaml``
-    (He init, fused one-cycle AdamW), which learns in a few hundred steps where the paper's
-    section 5 recipe stays at chance. ``overrides`` are Hydra's, e.g. ``"optimizer.lr=1e-4"``,
-    ``"norm=none"`` or ``"model.net.towers=1"``."""
-    model = build_model(compose_train_config(overrides), num_classes)
-    assert isinstance(model, LitAlexNet)
-    return model
-
-
-def compose_train_config(overrides: Sequence[str] = ()) -> DictConfig:
-    """``python -m lit_alexnet.train``'s config with ``overrides``, composed outside a run."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from lit_alexnet.config import config_dir, register_configs
-
-    register_configs()
-    if GlobalHydra.instance().is_initialized():  # inside a Hydra app or test: compose there
-        return compose("train", overrides=list(overrides))
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
-def trainer_precision(trainer_cfg: DictConfig) -> str:
-    """``trainer.precision``, with ``auto`` replaced by this machine's choice (said once)."""
-    precision = str(trainer_cfg.precision)
-    if precision != AUTO:
-        return precision
-    return auto_precision(str(trainer_cfg.get("accelerator", AUTO)))
+def output_dir() -> Path:
+    """The running Hydra job's output directory."""
+    return Path(HydraConfig.get().runtime.output_dir)
 
 
 def train(cfg: DictConfig) -> float:
@@ -117,59 +123,26 @@ def train(cfg: DictConfig) -> float:
     A config refused before training leaves no output folder behind; Ctrl-C saves
     ``last.ckpt``, says where it is and exits with 130, the shell's code for an interrupt.
     ``results.json`` in the output directory says how the job stands or ended
-    (:mod:`lit_alexnet.runs`).
+    (:class:`lit_alexnet.runs.RunRecord`).
     """
     started = time.monotonic()
-    try:
+    with _removed_if_refused(output_dir()):
         datamodule, model, trainer = build(cfg)
-    except Exception:
-        _remove_unused(output_dir())
-        raise
-    record: dict[str, Any] = {
-        "status": "running",
-        "overrides": _job_overrides(),
-        "version": __version__,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_results(output_dir(), record)
-    lines: list[str] = []
-    try:
+    record = RunRecord(
+        output_dir(), trainer.is_global_zero, overrides=_job_overrides(), version=__version__
+    )
+    summary: list[str] = []
+    with _summary_after_wandb(summary), record.kept(started):
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         for logger in trainer.loggers:
             logger.log_hyperparams(resolved)
-        try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        except SystemExit:
-            if not trainer.interrupted:
-                raise
-            record["status"] = "interrupted"
-            last = output_dir() / "checkpoints" / "last.ckpt"
-            lines.append(
-                f"interrupted: resume with ckpt_path={_shown(last)}"
-                if last.exists()
-                else "interrupted before the first checkpoint: nothing to resume from"
-            )
-            raise SystemExit(130) from None
+        _fit(trainer, model, datamodule, cfg.ckpt_path, record, summary)
         fit_s = time.monotonic() - started
-        if MONITOR not in trainer.callback_metrics:
-            # The last epoch was not one that validates (check_val_every_n_epoch).
-            trainer.validate(model, datamodule=datamodule, verbose=False)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        top1, top5 = metrics[MONITOR], metrics["val/top5_error"]
-        record["val"] = {"top1_error": top1, "top5_error": top5}
+        top1, top5 = _final_validation(trainer, model, datamodule)
+        record.update(val={"top1_error": top1, "top5_error": top5})
         if cfg.test:
-            (result,) = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
-            views = getattr(datamodule, "test_views", "center")
-            record["test"] = {
-                "views": views,
-                "top1_error": result["test/top1_error"],
-                "top5_error": result["test/top5_error"],
-            }
-            lines.append(
-                f"test ({views}) top-1 error {result['test/top1_error']:.3f} | "
-                f"top-5 error {result['test/top5_error']:.3f}"
-            )
-        images = int(getattr(model, "train_images", 0)) * trainer.world_size
+            record.update(test=_test(trainer, model, datamodule, summary))
+        images = model.train_images * trainer.world_size
         record.update(
             status="done",
             epochs=trainer.current_epoch,
@@ -179,22 +152,95 @@ def train(cfg: DictConfig) -> float:
         )
         if _wandb_offline(cfg):
             wandb_dir = output_dir() / "wandb"
-            lines.append(f"W&B run saved offline in {_shown(wandb_dir)} (`wandb sync` uploads it)")
-        lines.append(
+            summary.append(
+                f"W&B run saved offline in {_shown(wandb_dir)} (`wandb sync` uploads it)"
+            )
+        summary.append(
             f"val top-1 error {top1:.3f} | top-5 error {top5:.3f} | {_shown(output_dir())}"
         )
         return top1
-    except BaseException as e:
-        if record["status"] == "running":
-            record.update(status="failed", error=f"{type(e).__name__}: {e}")
+
+
+def _fit(
+    trainer: L.Trainer,
+    model: LitAlexNet,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+    record: RunRecord,
+    summary: list[str],
+) -> None:
+    """``trainer.fit``; an interrupt (Ctrl-C, which Lightning turns into ``SystemExit`` after
+    saving ``last.ckpt``) ends the job with 130 and the ``ckpt_path=`` that resumes it."""
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        record.update(status="interrupted")
+        last = output_dir() / "checkpoints" / "last.ckpt"
+        summary.append(
+            f"interrupted: resume with ckpt_path={_shown(last)}"
+            if last.exists()
+            else "interrupted before the first checkpoint: nothing to resume from"
+        )
+        raise SystemExit(130) from None
+
+
+def _final_validation(
+    trainer: L.Trainer, model: LitAlexNet, datamodule: L.LightningDataModule
+) -> tuple[float, float]:
+    """The val top-1 and top-5 errors of the final weights, validating them once more where
+    the fit ended between validations (``max_steps``, a plateau stop)."""
+    final = next(c for c in trainer.callbacks if isinstance(c, FinalValidation))  # type: ignore[attr-defined]
+    if not final.validated_last(trainer):
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+    metrics = trainer.callback_metrics
+    return float(metrics[MONITOR]), float(metrics["val/top5_error"])
+
+
+def _test(
+    trainer: L.Trainer, model: LitAlexNet, datamodule: L.LightningDataModule, summary: list[str]
+) -> dict[str, Any]:
+    """The best checkpoint's test errors with the datamodule's test views (ten crops)."""
+    (result,) = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+    views = getattr(datamodule, "test_views", "center")
+    top1, top5 = result["test/top1_error"], result["test/top5_error"]
+    summary.append(f"test ({views}) top-1 error {top1:.3f} | top-5 error {top5:.3f}")
+    return {"views": views, "top1_error": top1, "top5_error": top5}
+
+
+@contextmanager
+def _removed_if_refused(job_dir: Path) -> Iterator[None]:
+    """Delete a job folder holding only what Hydra wrote (its config and log), and the
+    folders above it that this leaves empty, when the block raises: a refused config leaves
+    nothing behind."""
+    try:
+        yield
+    except BaseException:
+        if job_dir.is_dir() and all(
+            p.name == ".hydra" or p.suffix == ".log" for p in job_dir.iterdir()
+        ):
+            shutil.rmtree(job_dir, ignore_errors=True)
+            for parent in list(job_dir.parents)[:2]:
+                try:
+                    parent.rmdir()  # only if empty
+                except OSError:
+                    break
         raise
+
+
+@contextmanager
+def _summary_after_wandb(summary: list[str]) -> Iterator[None]:
+    """Finish the W&B run when the block ends, then print ``summary``, so that the run's
+    figures are the last thing on the console, after W&B's own summary."""
+    try:
+        yield
     finally:
-        record["wall_s"] = round(time.monotonic() - started, 1)
-        if trainer.is_global_zero:
-            write_results(output_dir(), record)
-        _finish_wandb()
-        # After W&B's own summary, so that the run's summary is the last thing on the console.
-        for line in lines:
+        # Each job of a multirun needs its own W&B run; without finish() the next job appends
+        # to this one. Only a run that imported wandb (the W&B logger) has one to finish.
+        if "wandb" in sys.modules:
+            sys.modules["wandb"].finish()
+        for line in summary:
             print(line, flush=True)
 
 
@@ -215,23 +261,8 @@ def _wandb_offline(cfg: DictConfig) -> bool:
     )
 
 
-def _remove_unused(job_dir: Path) -> None:
-    """Delete a job folder holding only what Hydra wrote (its config and log), and the
-    folders above it that this leaves empty, up to the outputs root."""
-    if not job_dir.is_dir():
-        return
-    if any(p.name != ".hydra" and p.suffix != ".log" for p in job_dir.iterdir()):
-        return
-    shutil.rmtree(job_dir, ignore_errors=True)
-    for parent in list(job_dir.parents)[:2]:
-        try:
-            parent.rmdir()  # only if empty
-        except OSError:
-            break
-
-
-def _finish_wandb() -> None:
-    # Each job of a multirun needs its own W&B run; without finish() the next job appends
-    # to this one. Only a run that imported wandb (the W&B logger) has one to finish.
-    if "wandb" in sys.modules:
-        sys.modules["wandb"].finish()
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    except ValueError:
+        return str(path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import lightning as L
@@ -92,19 +92,6 @@ class LitAlexNet(L.LightningModule):
                 for k in (1, 5)
             }
         )
-
-    @classmethod
-    def quickstart(cls, num_classes: int = 10, overrides: Sequence[str] = ()) -> LitAlexNet:
-        """The paper's network with the quickstart's short-run recipe of ``conf/train.yaml``
-        (He init, fused one-cycle AdamW), which learns in a few hundred steps where the
-        paper's section 5 recipe, this class's default, stays at chance. ``overrides`` are
-        Hydra's, e.g. ``"optimizer.lr=1e-4"``, ``"norm=none"`` or ``"model.net.towers=1"``.
-        """
-        from lit_alexnet.job import build_model, compose_train_config
-
-        model = build_model(compose_train_config(overrides), num_classes)
-        assert isinstance(model, cls)
-        return model
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the datamodule's class names and mean with the weights (``predict`` reads
@@ -208,6 +195,8 @@ class LitAlexNet(L.LightningModule):
         factory = self.scheduler_factory
         if factory is None or not _takes_total_steps(factory):
             return False
+        # Lightning has no hook to replace a scheduler during a fit; the config's scheduler is
+        # the object it steps, so the re-planned one goes there.
         config = self.trainer.lr_scheduler_configs[0]
         done = self.trainer.global_step
         # last_epoch=done - 1: the new scheduler takes its first step to `done`, where the old

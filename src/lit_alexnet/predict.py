@@ -18,31 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from lit_alexnet.data.images import load_rgb
-
-
-class NotAnImage(ValueError):
-    """A file Pillow cannot read as an image."""
-
-
-def load_image(path: str | Path) -> Image.Image:
-    """An RGB image from ``path``, upright as its EXIF orientation says."""
-    try:
-        return load_rgb(path)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise NotAnImage(f"{path}: not an image Pillow can read ({e})") from None
+from lit_alexnet.data.images import NotAnImage, open_image
+from lit_alexnet.data.transforms import CenterCropTransform
+from lit_alexnet.module import PREPROCESSING, LitAlexNet
+from lit_alexnet.runs import RunError, best_checkpoint
 
 
 def predict(
     run: str | Path, images: Sequence[str | Path], top: int = 5
 ) -> list[list[tuple[str, float]]]:
     """For each image, its ``top`` likeliest ``(class name, probability)``, likeliest first."""
-    from lit_alexnet.data.transforms import CenterCropTransform
-    from lit_alexnet.module import PREPROCESSING, LitAlexNet
-    from lit_alexnet.runs import RunError, best_checkpoint
-
     path = best_checkpoint(run)
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if PREPROCESSING not in saved:
@@ -51,8 +37,8 @@ def predict(
             "without a lit_alexnet datamodule): evaluate it with python -m lit_alexnet.evaluate"
         )
     names: list[str] = saved[PREPROCESSING]["class_names"]
-    transform = CenterCropTransform(saved[PREPROCESSING]["mean"], resize=256, crop=224)
-    pictures = [load_image(p) for p in images]  # every file checked before any work
+    transform = CenterCropTransform(saved[PREPROCESSING]["mean"])
+    pictures = [open_image(p) for p in images]  # every file checked before any work
     model = LitAlexNet.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
     batch = torch.stack([transform(p) for p in pictures])
     with torch.no_grad():
@@ -73,8 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("images", type=Path, nargs="+", help="image files")
     parser.add_argument("--top", type=int, default=5, help="how many classes (default 5)")
     args = parser.parse_args(argv)
-    from lit_alexnet.runs import RunError
-
     try:
         results = predict(args.run, args.images, top=args.top)
     except (NotAnImage, RunError) as e:

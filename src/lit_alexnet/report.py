@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_alexnet.checks import Missing
+from lit_alexnet.plots import error_chart
 from lit_alexnet.runs import RESULTS, read_results, run_overrides
 
 _NONE = "—"
@@ -96,8 +97,6 @@ def table(jobs: Sequence[Job]) -> str:
 
 def chart(jobs: Sequence[Job], path: Path) -> Path:
     """A bar chart of the jobs' errors."""
-    from lit_alexnet.plots import error_chart
-
     keys = varying_keys(jobs)
     labels = [
         ", ".join(f"{k}={job.overrides.get(k, _NONE)}" for k in keys) or job.path.name

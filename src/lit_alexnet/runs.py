@@ -12,11 +12,14 @@ import json
 import os
 import re
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from lit_alexnet.checks import Invalid
 from lit_alexnet.data.cache import pid_alive
@@ -62,14 +65,6 @@ def run_overrides(run: Path) -> list[str]:
     return [str(o) for o in OmegaConf.load(saved)]
 
 
-def run_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """The training config of the run at ``path``, composed again with ``overrides`` on top
-    (``data=folder``, ``data.root=...``), so a group switch works as on the command line."""
-    from lit_alexnet.job import compose_train_config
-
-    return compose_train_config([*run_overrides(run_dir_of(path)), *overrides])
-
-
 def write_results(run: Path, results: dict[str, Any]) -> Path:
     """Write ``results`` (with the writing process's host and pid) as ``run/results.json``."""
     path = run / RESULTS
@@ -94,3 +89,42 @@ def read_results(run: Path) -> dict[str, Any]:
     ):
         results["status"] = "killed"
     return results
+
+
+class RunRecord:
+    """``results.json`` of a job as it runs: ``running`` from the start, then ``done``,
+    ``failed`` (with the error) or ``interrupted``, with the figures added by :meth:`update`
+    and the wall time. Only the process that ``writes`` (rank 0) touches the file."""
+
+    def __init__(self, run: Path, writes: bool = True, **fields: Any) -> None:
+        self.run = run
+        self.writes = writes
+        self.fields: dict[str, Any] = {
+            "status": "running",
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **fields,
+        }
+
+    def update(self, **fields: Any) -> None:
+        """Add ``fields`` to the record (written when the job ends)."""
+        self.fields.update(fields)
+
+    @contextmanager
+    def kept(self, started: float) -> Iterator[RunRecord]:
+        """Write the record now, and again when the block ends however it ends: an error
+        still ``running`` is ``failed``; ``started`` (a ``time.monotonic()``) gives the wall
+        time."""
+        self._write()
+        try:
+            yield self
+        except BaseException as e:
+            if self.fields["status"] == "running":
+                self.update(status="failed", error=f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            self.update(wall_s=round(time.monotonic() - started, 1))
+            self._write()
+
+    def _write(self) -> None:
+        if self.writes:
+            write_results(self.run, self.fields)

@@ -19,7 +19,8 @@ from lit_alexnet.config import config_dir, register_configs, validate
 from lit_alexnet.console import one_line_refusals
 from lit_alexnet.data.builtin import BuiltinSpec, ensure_builtin_dataset
 from lit_alexnet.data.choices import check_data_options
-from lit_alexnet.data.dataset_stats import STATS_FILENAME, DatasetStats, compute_folder_stats
+from lit_alexnet.data.dataset_stats import compute_folder_stats
+from lit_alexnet.data.formats import STATS_FILENAME, DatasetStats
 
 register_configs()
 

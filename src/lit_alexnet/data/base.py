@@ -16,19 +16,14 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_alexnet.checks import Invalid, Missing
-from lit_alexnet.data.builtin import BuiltinSpec, default_cache_dir, ensure_builtin_dataset
+from lit_alexnet.data.bad_files import BadFilesError, check_image_lists
+from lit_alexnet.data.cache import default_cache_dir
 from lit_alexnet.data.choices import LIGHTING_STD, MeanMode, Views, check_data_options
-from lit_alexnet.data.dataset_stats import (
-    IMAGENET_STATS,
-    STATS_FILENAME,
-    STATS_SIZE,
-    DatasetStats,
-    compute_folder_stats,
-)
+from lit_alexnet.data.dataset_stats import compute_folder_stats
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
-from lit_alexnet.data.prepare import read_manifest
+from lit_alexnet.data.formats import IMAGENET_STATS, STATS_FILENAME, DatasetStats, read_manifest
+from lit_alexnet.data.images import RESIZE
 from lit_alexnet.data.transforms import mean_tensor
-from lit_alexnet.data.verify import BadFilesError, check_image_lists
 
 Split = Literal["train", "val"]
 # Images the statistics are computed from when a root has none: the mean image and the 3x3
@@ -133,7 +128,7 @@ class FolderDataModule(L.LightningDataModule):
         """Whether every image of ``root`` is 256x256 already: a root written by
         :mod:`lit_alexnet.data.prepare`, whose manifest says so (the resize is skipped)."""
         manifest = read_manifest(self.root)
-        return manifest is not None and manifest.size == STATS_SIZE
+        return manifest is not None and manifest.size == RESIZE
 
     def image_list(self, split: Split) -> ImageList:
         """The checked files and labels of a split, scanned once and kept."""
@@ -267,26 +262,3 @@ class FolderDataModule(L.LightningDataModule):
             )
             compute_folder_stats(self.root, out=path, verify=self.verify, sample=STATS_SAMPLE)
         return DatasetStats.load(path)
-
-
-class BuiltinMixin:
-    """Points a :class:`FolderDataModule` at the generated dataset, made on first use.
-
-    The generated dataset of shapes and textures lets the whole path run for real on a machine
-    without ImageNet; see :mod:`lit_alexnet.data.builtin` for what the classes are.
-    """
-
-    def __init__(self, cache_dir: str | Path | None = None, **kwargs: Any) -> None:
-        # The spec's fields (num_classes, train_per_class, val_per_class, seed, ...) say what
-        # to generate; the rest are FolderDataModule's.
-        self.spec = BuiltinSpec.take(kwargs)
-        self.cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
-        super().__init__(self.cache_dir / self.spec.dirname, **kwargs)  # type: ignore[call-arg]
-
-    @property
-    def num_classes(self) -> int:
-        return self.spec.num_classes
-
-    def prepare_data(self) -> None:
-        root = ensure_builtin_dataset(self.cache_dir, self.spec)
-        rank_zero_info(f"built-in dataset: {root}")

@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
@@ -28,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image, ImageDraw
 
 from lit_alexnet.checks import check
-from lit_alexnet.data.cache import ensure_generated, is_complete
-from lit_alexnet.data.dataset_stats import STATS_FILENAME, compute_stats, resize_centre_crop
+from lit_alexnet.data.cache import default_cache_dir, ensure_generated, is_complete
+from lit_alexnet.data.dataset_stats import compute_stats
+from lit_alexnet.data.formats import STATS_FILENAME
+from lit_alexnet.data.images import resize_centre_crop
 from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
 
 __all__ = [
@@ -155,11 +157,6 @@ class BuiltinSpec:
     def fingerprint(self) -> str:
         """Every field and the format version as canonical JSON; equal only for equal datasets."""
         return json.dumps({**asdict(self), "format_version": FORMAT_VERSION}, sort_keys=True)
-
-
-def default_cache_dir() -> Path:
-    """``$LIT_ALEXNET_CACHE``, else ``~/.cache/lit_alexnet`` (the training config's default)."""
-    return Path(os.environ.get("LIT_ALEXNET_CACHE") or "~/.cache/lit_alexnet").expanduser()
 
 
 def ensure_builtin_dataset(cache_dir: str | Path, spec: BuiltinSpec | None = None) -> Path:
@@ -479,3 +476,26 @@ _MASKS: dict[str, _MaskFn] = {
 }
 if tuple(_MASKS) != CLASS_NAMES:
     raise AssertionError("every class needs a drawing function, in CLASS_NAMES order")
+
+
+class BuiltinMixin:
+    """Points a :class:`FolderDataModule` at the generated dataset, made on first use.
+
+    The generated dataset of shapes and textures lets the whole path run for real on a machine
+    without ImageNet; see :mod:`lit_alexnet.data.builtin` for what the classes are.
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None, **kwargs: Any) -> None:
+        # The spec's fields (num_classes, train_per_class, val_per_class, seed, ...) say what
+        # to generate; the rest are FolderDataModule's.
+        self.spec = BuiltinSpec.take(kwargs)
+        self.cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
+        super().__init__(self.cache_dir / self.spec.dirname, **kwargs)  # type: ignore[call-arg]
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    def prepare_data(self) -> None:
+        root = ensure_builtin_dataset(self.cache_dir, self.spec)
+        rank_zero_info(f"built-in dataset: {root}")

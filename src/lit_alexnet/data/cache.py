@@ -84,3 +84,8 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def default_cache_dir() -> Path:
+    """``$LIT_ALEXNET_CACHE``, else ``~/.cache/lit_alexnet`` (the training config's default)."""
+    return Path(os.environ.get("LIT_ALEXNET_CACHE") or "~/.cache/lit_alexnet").expanduser()

@@ -15,6 +15,7 @@ MEAN_MODES: tuple[MeanMode, ...] = ("image", "channel")  # the mean image (secti
 Device = Literal["auto", "gpu", "cpu"]
 DEVICES: tuple[Device, ...] = ("auto", "gpu", "cpu")  # where DALI decodes
 BACKENDS = ("auto", "dali", "torchvision")
+BATCH_SIZE = 128  # section 5: every datamodule's and data config's default
 LIGHTING_STD = 0.1  # section 4.1: the PCA lighting's alphas are drawn from N(0, 0.1)
 VERIFY_MODES = ("fast", "full", "off")
 BAD_FILE_POLICIES = ("skip", "error")

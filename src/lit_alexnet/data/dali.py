@@ -19,12 +19,15 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import Unpack
 
-from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Split, Views
+from lit_alexnet.data.base import FolderDataModule, FolderOptions, Split, Views
+from lit_alexnet.data.builtin import BuiltinMixin
 from lit_alexnet.data.choices import DEVICES, Device
 from lit_alexnet.data.dali_culprit import UndecodableImage, find_undecodable
-from lit_alexnet.data.dataset_stats import DatasetStats
 from lit_alexnet.data.folders import ImageList
+from lit_alexnet.data.formats import DatasetStats
+from lit_alexnet.data.images import CROP, RESIZE
 from lit_alexnet.data.parallel import usable_cpus
+from lit_alexnet.data.sharding import equal_steps, shard_bounds
 from lit_alexnet.data.transforms import PIXEL_SCALE, mean_tensor
 
 DALI_IMPORT_ERROR: ImportError | None = None
@@ -42,14 +45,10 @@ __all__ = [
     "DaliLoader",
     "EncodedImages",
     "dali_available",
-    "equal_steps",
     "resolve_device",
-    "shard_bounds",
 ]
 
 
-RESIZE = 256
-CROP = 224
 # Every position of the crop in the centre square, as DALI's relative anchors: uniform over
 # these 33 values is torchvision's randint(33), and each lands on a whole pixel.
 _ANCHORS = np.arange(RESIZE - CROP + 1, dtype=np.float32) / (RESIZE - CROP)
@@ -77,21 +76,6 @@ def resolve_device(device: str) -> Literal["gpu", "cpu"]:
     if device == "cpu" or not torch.cuda.is_available():
         return "cpu"
     return "gpu"
-
-
-def shard_bounds(size: int, shard_id: int, num_shards: int) -> tuple[int, int]:
-    """The ``[start, end)`` sample range DALI's readers give shard ``shard_id`` of a dataset."""
-    return size * shard_id // num_shards, size * (shard_id + 1) // num_shards
-
-
-def equal_steps(size: int, batch_size: int, num_shards: int) -> int:
-    """The training batches every shard's rank takes per epoch: the smallest shard's count.
-    With shard sizes n and n + 1 the ranks could differ by one batch, and DDP would hang on
-    the extra step."""
-    return min(
-        math.ceil((end - start) / batch_size)
-        for start, end in (shard_bounds(size, s, num_shards) for s in range(num_shards))
-    )
 
 
 def _require_dali() -> None:

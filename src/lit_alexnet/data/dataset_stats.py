@@ -10,87 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from lit_alexnet.data.bad_files import check_image_list
 from lit_alexnet.data.folders import ImageList, scan_split
-from lit_alexnet.data.images import load_rgb
+from lit_alexnet.data.formats import STATS_FILENAME, DatasetStats
+from lit_alexnet.data.images import resize_centre_crop
 from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
-from lit_alexnet.data.verify import check_image_list
-
-STATS_FILENAME = "stats.npz"
-# The paper's preprocessing before cropping: shorter side to 256, then the centre 256x256.
-STATS_SIZE = 256
-
-
-@dataclass(frozen=True, eq=False)
-class DatasetStats:
-    """Mean, spread and RGB principal components of a training set, on the 0-1 pixel scale.
-
-    Attributes:
-        mean_rgb: per-channel mean, shape (3,).
-        std_rgb: per-channel standard deviation, shape (3,).
-        eigval: eigenvalues of the 3x3 RGB covariance, descending, shape (3,).
-        eigvec: the matching eigenvectors as columns, shape (3, 3).
-        mean_image: the per-pixel mean image after resize-256 and centre-crop-256, shape
-            (256, 256, 3), or None where only per-channel figures are known.
-        source: where the figures come from, for logs.
-    """
-
-    mean_rgb: np.ndarray
-    std_rgb: np.ndarray
-    eigval: np.ndarray
-    eigvec: np.ndarray
-    mean_image: np.ndarray | None = None
-    source: str = "computed"
-
-    def save(self, path: str | Path) -> None:
-        """Write the statistics to an ``.npz`` file."""
-        arrays = {
-            "mean_rgb": self.mean_rgb,
-            "std_rgb": self.std_rgb,
-            "eigval": self.eigval,
-            "eigvec": self.eigvec,
-        }
-        if self.mean_image is not None:
-            arrays["mean_image"] = self.mean_image
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> DatasetStats:
-        """Read statistics written by :meth:`save`."""
-        with np.load(path) as f:
-            return cls(
-                mean_rgb=f["mean_rgb"],
-                std_rgb=f["std_rgb"],
-                eigval=f["eigval"],
-                eigvec=f["eigvec"],
-                mean_image=f.get("mean_image"),
-                source=str(path),
-            )
-
-
-# ImageNet's published figures (0-1 scale), as used by fb.resnet.torch and torchvision.
-IMAGENET_STATS = DatasetStats(
-    mean_rgb=np.array([0.485, 0.456, 0.406]),
-    std_rgb=np.array([0.229, 0.224, 0.225]),
-    eigval=np.array([0.2175, 0.0188, 0.0045]),
-    eigvec=np.array(
-        [
-            [-0.5675, 0.7192, 0.4009],
-            [-0.5808, -0.0045, -0.8140],
-            [-0.5836, -0.6948, 0.4203],
-        ]
-    ),
-    mean_image=None,
-    source="ImageNet's published figures",
-)
 
 
 def compute_stats(images: Iterable[np.ndarray]) -> DatasetStats:
@@ -132,21 +60,6 @@ def compute_stats(images: Iterable[np.ndarray]) -> DatasetStats:
     )
 
 
-def resize_centre_crop(source: bytes | Path) -> np.ndarray:
-    """The paper's resize-256 + centre-crop-256 of an image file, as uint8 RGB, with
-    torchvision's rounding (``Resize(256)`` then ``CenterCrop(256)`` on a Pillow image)."""
-    rgb = load_rgb(source)
-    w, h = rgb.size
-    if w <= h:
-        size = (STATS_SIZE, int(STATS_SIZE * h / w))
-    else:
-        size = (int(STATS_SIZE * w / h), STATS_SIZE)
-    rgb = rgb.resize(size, Image.Resampling.BILINEAR)
-    left = round((size[0] - STATS_SIZE) / 2.0)
-    top = round((size[1] - STATS_SIZE) / 2.0)
-    return np.asarray(rgb.crop((left, top, left + STATS_SIZE, top + STATS_SIZE)))
-
-
 def compute_folder_stats(
     root: str | Path,
     out: str | Path | None = None,
@@ -156,7 +69,7 @@ def compute_folder_stats(
     """Compute the statistics of ``root/train/<class>/*`` and save them.
 
     Files that cannot be trained on are left out with a warning (``verify`` as in
-    :func:`~lit_alexnet.data.verify.find_bad_files`). ``sample`` caps the images used: that
+    :func:`~lit_alexnet.data.bad_files.find_bad_files`). ``sample`` caps the images used: that
     many drawn at random (seed 0) from the whole training split. Returns the statistics and
     the file they were written to, ``out`` or else ``root/stats.npz``, where training looks.
     """

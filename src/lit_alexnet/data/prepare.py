@@ -40,7 +40,7 @@ import sys
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,99 +48,40 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from lit_alexnet.checks import Invalid, Refused, check
-from lit_alexnet.data.dataset_stats import (
-    STATS_FILENAME,
-    STATS_SIZE,
-    compute_stats,
-    resize_centre_crop,
-)
+from lit_alexnet.data.bad_files import BadFile, bad_files_report
+from lit_alexnet.data.dataset_stats import compute_stats
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
+from lit_alexnet.data.formats import (
+    BAD_FILES,
+    CLASS_DIGITS,
+    MANIFEST,
+    SHARDS_INDEX,
+    STATS_FILENAME,
+    Manifest,
+)
+from lit_alexnet.data.images import RESIZE, resize_centre_crop
 from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
-from lit_alexnet.data.verify import BadFile, bad_files_report
 
 __all__ = [
-    "CLASS_DIGITS",
-    "MANIFEST",
     "QUALITY",
-    "SHARDS_INDEX",
     "SHARD_SIZE_MB",
-    "Manifest",
     "main",
     "prepare_folder",
     "prepare_shards",
     "prepared_path",
-    "read_manifest",
 ]
 
-MANIFEST = "prepared.json"
-BAD_FILES = "bad_files.txt"
 # JPEG quality of the prepared images: FFCV's default for ImageNet. On the benchmark's
 # 500x375 photos the prepared files are a quarter of the originals' size (19 vs 77 KB), and
 # tests hold their pixels within 2.5 grey levels (mean) of the uncompressed resize.
 QUALITY = 90
-_FORMAT_VERSION = 1
 _KEEP_SUFFIXES = (".jpg", ".jpeg")
-SHARDS_INDEX = "shards.json"
 # A few hundred MB: large enough for object storage to stream at full speed, small enough
 # that an ImageNet epoch has a few hundred shards for the ranks to split between them.
 SHARD_SIZE_MB = 256.0
-# A sample's class is written as this many decimal digits: text that webdataset's decoders
-# and int() read, and of a fixed length, which a DALI graph turns into a number with
-# arithmetic (lit_alexnet.data.shards).
-CLASS_DIGITS = 6
 # The seed of the shuffle across shards: fixed, so that an interrupted run carries on with
 # the same order. Training reshuffles each epoch on top of it.
 _SHARD_SEED = 0
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What ``prepared.json`` says about a prepared root.
-
-    Attributes:
-        size: the side of every image (256).
-        quality: the JPEG quality they were written at.
-        source: the root they were made from.
-        complete: whether every split was done (an interrupted run writes ``False``).
-        images: per split, the images written.
-        bad_files: per split, the source files left out because they cannot be decoded.
-        format: ``"folder"`` (an ImageFolder root) or ``"shards"`` (webdataset tars).
-        shard_size: the shards' target size in MB (``format="shards"`` only).
-        listing: per split, a digest of the source files and labels (``format="shards"``
-            only: the shuffled order, and so every shard, depends on all of them).
-    """
-
-    size: int
-    quality: int
-    source: str
-    complete: bool = False
-    images: dict[str, int] | None = None
-    bad_files: dict[str, int] | None = None
-    version: int = _FORMAT_VERSION
-    format: str = "folder"  # absent from the manifests of earlier versions, all folders
-    shard_size: float | None = None
-    listing: dict[str, str] | None = None
-
-    def write(self, root: Path) -> None:
-        tmp = root / f".{MANIFEST}.{os.getpid()}"
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, root / MANIFEST)
-
-
-def read_manifest(root: str | Path) -> Manifest | None:
-    """The manifest of a root that :func:`prepare_folder` completed, else None."""
-    path = Path(root) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        fields: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        manifest = Manifest(**fields)
-    except (ValueError, TypeError) as e:
-        raise Invalid(
-            f"{path} is not a manifest written by lit_alexnet.data.prepare ({e}): delete it, "
-            "or prepare the root again"
-        ) from e
-    return manifest if manifest.complete else None
 
 
 @dataclass(frozen=True)
@@ -246,7 +187,7 @@ def prepare_folder(
         Missing: ``src`` lacks a split or its class folders.
     """
     src, dst = _checked_paths(src, dst, quality)
-    manifest = Manifest(size=STATS_SIZE, quality=quality, source=str(src))
+    manifest = Manifest(size=RESIZE, quality=quality, source=str(src))
     _check_resumable(dst, manifest)
     classes = class_folders(src / "train")
     labels = None if val_labels is None else Path(val_labels).expanduser()
@@ -260,7 +201,7 @@ def prepare_folder(
     workers = usable_cpus() if workers is None else max(1, workers)
     bad: list[BadFile] = []
     with progress_bar() as bar, ThreadPoolExecutor(workers, thread_name_prefix="prepare") as pool:
-        task = bar.add_task(f"Preparing {src} at {STATS_SIZE}x{STATS_SIZE}", total=len(jobs))
+        task = bar.add_task(f"Preparing {src} at {RESIZE}x{RESIZE}", total=len(jobs))
 
         def train_pixels() -> Iterator[np.ndarray]:
             for result in ordered_map(pool, lambda j: _process(j, quality), jobs, 4 * workers):
@@ -277,7 +218,7 @@ def prepare_folder(
                 pass
     left_out = _report_bad_files(bad, src, dst, splits, len(jobs))
     done = Manifest(
-        size=STATS_SIZE,
+        size=RESIZE,
         quality=quality,
         source=str(src),
         complete=True,
@@ -498,7 +439,7 @@ def prepare_shards(
     src, dst = _checked_paths(src, dst, quality)
     check(shard_size > 0, "shard_size", shard_size, "must be positive (MB)")
     begun = Manifest(
-        size=STATS_SIZE, quality=quality, source=str(src), format="shards", shard_size=shard_size
+        size=RESIZE, quality=quality, source=str(src), format="shards", shard_size=shard_size
     )
     _check_resumable(dst, begun)
     classes = class_folders(src / "train")
@@ -521,7 +462,7 @@ def prepare_shards(
     shards: dict[str, list[dict[str, Any]]] = {}
     total = sum(len(images) for images in lists.values())
     with progress_bar() as bar, ThreadPoolExecutor(workers, thread_name_prefix="prepare") as pool:
-        task = bar.add_task(f"Sharding {src} at {STATS_SIZE}x{STATS_SIZE}", total=total)
+        task = bar.add_task(f"Sharding {src} at {RESIZE}x{RESIZE}", total=total)
         for number, split in enumerate(splits):
             pixels = _write_split(
                 dst,
@@ -658,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     counts = ", ".join(f"{n} {split}" for split, n in (manifest.images or {}).items())
     print(
-        f"{args.dst}: {counts} images at {STATS_SIZE}x{STATS_SIZE}, JPEG quality "
+        f"{args.dst}: {counts} images at {RESIZE}x{RESIZE}, JPEG quality "
         f"{manifest.quality}; train with data={args.format} data.root={args.dst}"
     )
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -29,16 +28,19 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, default_collate
 from typing_extensions import Unpack, override
 
-from lit_alexnet.checks import Invalid, Missing
-from lit_alexnet.data.backends import resolve_backend
+from lit_alexnet.checks import Missing
 from lit_alexnet.data.base import FolderDataModule, Split
 from lit_alexnet.data.choices import Device, MeanMode, Views
-from lit_alexnet.data.dali import DaliImageDataModule, equal_steps, shard_bounds
-from lit_alexnet.data.dataset_stats import DatasetStats
+from lit_alexnet.data.dali import DaliImageDataModule
 from lit_alexnet.data.folders import ImageList
+from lit_alexnet.data.formats import (
+    CLASS_DIGITS,
+    DatasetStats,
+    read_shards_index,
+)
 from lit_alexnet.data.images import load_rgb
-from lit_alexnet.data.prepare import CLASS_DIGITS, MANIFEST, SHARDS_INDEX, read_manifest
 from lit_alexnet.data.resumable import sample_seed
+from lit_alexnet.data.sharding import equal_steps, shard_bounds
 from lit_alexnet.data.torchvision import default_num_workers
 from lit_alexnet.data.transforms import (
     mean_tensor,
@@ -59,8 +61,6 @@ __all__ = [
     "ShardStream",
     "ShardsDataModule",
     "TorchShardsDataModule",
-    "read_shards_index",
-    "shards_datamodule",
 ]
 
 # Samples each rank's reader holds to draw its batches from at random. The order within a
@@ -124,34 +124,6 @@ def _class_index(digits: DataNode) -> DataNode:
     :data:`~lit_alexnet.data.prepare.CLASS_DIGITS` of them)."""
     values = fn.cast(digits, dtype=types.DALIDataType.INT64) - ord("0")
     return fn.reductions.sum(values * types.Constant(_PLACES))
-
-
-def read_shards_index(root: str | Path) -> dict[str, Any]:
-    """``root/shards.json`` of a root that prepare completed with ``--format shards``.
-
-    Raises:
-        Missing: ``root`` is no such root (not prepared, unfinished, or a folder root).
-    """
-    root = Path(root).expanduser()
-    manifest = read_manifest(root)
-    write = f"`python -m lit_alexnet.data.prepare SRC {root} --format shards`"
-    if manifest is None:
-        if (root / MANIFEST).is_file():
-            raise Missing(
-                f"data.root={str(root)!r} was not finished by prepare: run the command that "
-                f"began it again (for shards, {write})"
-            )
-        raise Missing(
-            f"data.root={str(root)!r} is not a shards root (no {MANIFEST} of format shards): "
-            f"write one with {write}, or read an image folder with data=folder"
-        )
-    if manifest.format != "shards":
-        raise Missing(
-            f"data.root={str(root)!r} holds a prepared {manifest.format}, not shards: read it "
-            f"with data=folder, or write shards with {write}"
-        )
-    index: dict[str, Any] = json.loads((root / SHARDS_INDEX).read_text(encoding="utf-8"))
-    return index
 
 
 class ShardOptions(TypedDict, total=False):
@@ -479,26 +451,3 @@ class TorchShardsDataModule(_ShardsRoot):
         start, end = shard_bounds(len(shards), rank, world)
         steps = math.ceil((end - start) / self.batch_size)
         return ShardLoader(stream, self.batch_size, steps, self.num_workers, self.pin_memory)
-
-
-# The folder checks, done when the shards were written, and each backend's own options.
-_NOT_FOR_SHARDS = ("verify", "bad_files")
-_DALI_ONLY = ("device", "num_threads", "channels_last", "pipeline_seed")
-_TORCHVISION_ONLY = ("num_workers", "pin_memory")
-
-
-def shards_datamodule(root: str | Path, backend: str = "auto", **kwargs: Any) -> FolderDataModule:
-    """The ``_target_`` of ``conf/data/shards.yaml``: a :class:`ShardsDataModule` (DALI) or
-    :class:`TorchShardsDataModule` over ``root``; ``kwargs`` are its arguments, and the
-    data config's options that it does not take are dropped."""
-    chosen = resolve_backend(backend)
-    if chosen == "torchvision" and kwargs.get("device") == "gpu":
-        raise Invalid(
-            "data.device=gpu decodes on the GPU, which only the DALI backend does: use "
-            "data.backend=dali (or auto) or data.device=auto"
-        )
-    drop = (*_NOT_FOR_SHARDS, *(_TORCHVISION_ONLY if chosen == "dali" else _DALI_ONLY))
-    options = {key: value for key, value in kwargs.items() if key not in drop}
-    if chosen == "dali":
-        return ShardsDataModule(root, **options)
-    return TorchShardsDataModule(root, **options)

@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from typing_extensions import Unpack
 
-from lit_alexnet.data.base import BuiltinMixin, FolderDataModule, FolderOptions, Views
+from lit_alexnet.data.base import FolderDataModule, FolderOptions, Views
+from lit_alexnet.data.builtin import BuiltinMixin
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.images import load_rgb
 from lit_alexnet.data.parallel import usable_cpus

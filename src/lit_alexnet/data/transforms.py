@@ -6,7 +6,7 @@ The network is fed the raw RGB values, 0-255 as float32, minus the training-set 
 patch, flips it horizontally with probability 0.5 and adds PCA lighting noise (section 4.1);
 validation takes the centre patch; test time can average the ten patches of section 4.1.
 
-Statistics (:class:`~lit_alexnet.data.dataset_stats.DatasetStats`) are on the 0-1 scale, so
+Statistics (:class:`~lit_alexnet.data.formats.DatasetStats`) are on the 0-1 scale, so
 means and lighting offsets are multiplied by 255 here.
 """
 
@@ -22,7 +22,8 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor, nn
 
 from lit_alexnet.data.choices import LIGHTING_STD, MEAN_MODES
-from lit_alexnet.data.dataset_stats import DatasetStats
+from lit_alexnet.data.formats import DatasetStats
+from lit_alexnet.data.images import CROP, RESIZE
 
 __all__ = [
     "MEAN_MODES",
@@ -160,7 +161,7 @@ def mean_tensor(stats: DatasetStats, mode: str) -> Tensor:
 class _Preprocess(nn.Module):
     """Shared start: RGB, shorter side to ``resize``, centre ``resize`` square, mean ready."""
 
-    def __init__(self, mean: Tensor, resize: int, crop: int) -> None:
+    def __init__(self, mean: Tensor, resize: int = RESIZE, crop: int = CROP) -> None:
         super().__init__()
         if not 0 < crop <= resize:
             raise ValueError(f"need 0 < crop <= resize, got crop={crop}, resize={resize}")
@@ -207,7 +208,7 @@ class TrainTransform(_Preprocess):
     """
 
     def __init__(
-        self, mean: Tensor, lighting: PCALighting, resize: int = 256, crop: int = 224
+        self, mean: Tensor, lighting: PCALighting, resize: int = RESIZE, crop: int = CROP
     ) -> None:
         super().__init__(mean, resize, crop)
         self.lighting = lighting
@@ -261,8 +262,8 @@ def _mean_for(stats: DatasetStats, mode: str) -> Tensor:
 def train_transform(
     stats: DatasetStats,
     *,
-    resize: int = 256,
-    crop: int = 224,
+    resize: int = RESIZE,
+    crop: int = CROP,
     mean: str = "image",
     lighting_std: float = LIGHTING_STD,
 ) -> Callable[[PIL.Image.Image], Tensor]:
@@ -272,14 +273,14 @@ def train_transform(
 
 
 def val_transform(
-    stats: DatasetStats, *, resize: int = 256, crop: int = 224, mean: str = "image"
+    stats: DatasetStats, *, resize: int = RESIZE, crop: int = CROP, mean: str = "image"
 ) -> Callable[[PIL.Image.Image], Tensor]:
     """Centre-crop preprocessing (section 2): PIL image -> float32 (3, crop, crop)."""
     return CenterCropTransform(_mean_for(stats, mean), resize=resize, crop=crop)
 
 
 def ten_crop_transform(
-    stats: DatasetStats, *, resize: int = 256, crop: int = 224, mean: str = "image"
+    stats: DatasetStats, *, resize: int = RESIZE, crop: int = CROP, mean: str = "image"
 ) -> Callable[[PIL.Image.Image], Tensor]:
     """Ten-patch test preprocessing (section 4.1): PIL image -> float32 (10, 3, crop, crop).
 
