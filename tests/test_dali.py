@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from lit_alexnet import LitAlexNet
+from lit_alexnet.checks import Invalid
 from lit_alexnet.data.backends import builtin_datamodule, folder_datamodule
 from lit_alexnet.data.bad_files import BadFilesError
 from lit_alexnet.data.base import FolderDataModule
@@ -424,7 +425,7 @@ def test_factories_pick_the_backend(small_builtin: dict[str, Any], tmp_path: Pat
     assert isinstance(builtin_datamodule(backend="dali", **small_builtin), DaliImageDataModule)
     tv = builtin_datamodule(backend="torchvision", num_workers=0, **small_builtin)
     assert isinstance(tv, ImageFolderDataModule) and tv.num_workers == 0
-    with pytest.raises(ValueError, match=r"data\.device=gpu"):
+    with pytest.raises(Invalid, match=r"data\.device=gpu"):
         folder_datamodule(tmp_path, backend="torchvision", device="gpu")
     with pytest.raises(ValueError, match=r"backend='pil'"):
         folder_datamodule(tmp_path, backend="pil")
@@ -432,7 +433,7 @@ def test_factories_pick_the_backend(small_builtin: dict[str, Any], tmp_path: Pat
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_a_gpu_without_one_is_a_clear_error() -> None:
-    with pytest.raises(RuntimeError, match=r"data\.device=gpu"):
+    with pytest.raises(Invalid, match=r"data\.device=gpu"):
         resolve_device("gpu")
     assert resolve_device("auto") == "cpu"
 

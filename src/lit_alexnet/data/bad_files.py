@@ -179,23 +179,27 @@ def _check_fast(path: Path) -> BadFile | None:
         if b"IEND" not in tail[-12:]:
             return BadFile(path, "truncated PNG (no IEND chunk)")
         return None
-    try:
-        with Image.open(path) as image:
-            image.verify()
-            return _unsupported(path, image.format)
-    except UnidentifiedImageError:
-        return BadFile(path, "not an image file")
-    except Exception as e:  # Pillow's plugins raise many kinds of errors on bad data
-        return BadFile(path, f"cannot decode: {_describe(e)}")
+    return _open_with_pillow(path, decode=False)
 
 
 def _check_full(path: Path) -> BadFile | None:
     try:
         if path.stat().st_size == 0:
             return BadFile(path, "empty file")
-        # ImageFile.LOAD_TRUNCATED_IMAGES stays False, so a file cut short raises here.
+    except OSError as e:
+        return BadFile(path, f"cannot read: {e.strerror or e}")
+    return _open_with_pillow(path, decode=True)
+
+
+def _open_with_pillow(path: Path, decode: bool) -> BadFile | None:
+    """Pillow's verdict: its structural ``verify()``, or, with ``decode``, every pixel."""
+    try:
         with Image.open(path) as image:
-            image.load()
+            # ImageFile.LOAD_TRUNCATED_IMAGES stays False, so a file cut short raises here.
+            if decode:
+                image.load()
+            else:
+                image.verify()
             return _unsupported(path, image.format)
     except UnidentifiedImageError:
         return BadFile(path, "not an image file")

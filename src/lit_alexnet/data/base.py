@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data.bad_files import BadFilesError, check_image_lists
 from lit_alexnet.data.cache import default_cache_dir
-from lit_alexnet.data.choices import LIGHTING_STD, MeanMode, Views, check_data_options
+from lit_alexnet.data.choices import BATCH_SIZE, LIGHTING_STD, MeanMode, Views, check_data_options
 from lit_alexnet.data.dataset_stats import compute_folder_stats
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.formats import IMAGENET_STATS, STATS_FILENAME, DatasetStats, read_manifest
@@ -37,6 +37,7 @@ class FolderOptions(TypedDict, total=False):
     """The options of :class:`FolderDataModule` that every backend's datamodule passes on,
     typed for ``**kwargs`` (PEP 692); each is described in the class docstring."""
 
+    batch_size: int  # images per batch
     mean: MeanMode  # "image": the mean image (section 2); "channel": per-channel means
     lighting_std: float  # the PCA lighting's sigma (section 4.1); 0 turns it off
     val_views: Views  # "center" or "ten_crop" (section 4.1)
@@ -76,7 +77,7 @@ class FolderDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str | Path,
-        batch_size: int = 128,
+        batch_size: int = BATCH_SIZE,
         mean: MeanMode = "image",
         lighting_std: float = LIGHTING_STD,
         val_views: Views = "center",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, cast
 
@@ -19,9 +20,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import Unpack
 
+from lit_alexnet.checks import Invalid
 from lit_alexnet.data.base import FolderDataModule, FolderOptions, Split, Views
 from lit_alexnet.data.builtin import BuiltinMixin
-from lit_alexnet.data.choices import DEVICES, Device
+from lit_alexnet.data.choices import Device, check_data_options
 from lit_alexnet.data.dali_culprit import UndecodableImage, find_undecodable
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.formats import DatasetStats
@@ -39,12 +41,12 @@ except ImportError as error:  # the torchvision backend still works without DALI
     DALI_IMPORT_ERROR = error
 
 __all__ = [
-    "DEVICES",
     "BuiltinDaliDataModule",
     "DaliImageDataModule",
     "DaliLoader",
     "EncodedImages",
     "dali_available",
+    "reader_sharding",
     "resolve_device",
 ]
 
@@ -66,10 +68,9 @@ def dali_available() -> bool:
 
 def resolve_device(device: str) -> Literal["gpu", "cpu"]:
     """``"auto"`` is the GPU where torch sees one; ``"gpu"`` without one is an error."""
-    if device not in DEVICES:
-        raise ValueError(f"data.device={device!r}: choose one of {list(DEVICES)}")
+    check_data_options(device=device)
     if device == "gpu" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise Invalid(
             "data.device=gpu, but torch sees no CUDA GPU here: use data.device=auto (the GPU "
             "where there is one, else the CPU) or data.device=cpu"
         )
@@ -108,37 +109,47 @@ def _read_files(
     encoded, labels = fn.readers.file(
         files=[str(path) for path in images.files],
         labels=list(images.labels),
-        shard_id=shard_id,
-        num_shards=num_shards,
         # One permutation of the whole set per epoch, the same on every shard (same seed), so
         # the shards split each epoch's samples between them.
         shuffle_after_epoch=shuffle,
         seed=shuffle_seed,
+        **reader_sharding(shard_id, num_shards, shuffle, _READER),
+    )
+    return encoded, labels
+
+
+def reader_sharding(shard_id: int, num_shards: int, shuffle: bool, name: str) -> dict[str, Any]:
+    """The arguments that shard a DALI reader by rank, alike for every reader."""
+    return dict(
+        shard_id=shard_id,
+        num_shards=num_shards,
         # Without a shuffle, keep each rank on its shard: otherwise readers move on to the next
         # shard each epoch and a rank's batch count could change between epochs.
         stick_to_shard=not shuffle,
         # Pad a shard's last batch with repeats (dropped by the iterator) rather than filling it
         # from the next epoch, which would shift what each shard reads in later epochs.
         pad_last_batch=True,
-        name=_READER,
+        name=name,
     )
-    return encoded, labels
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """Where a pipeline reads: its decoding device, its rank's shard, and whether every image
+    is 256x256 already (a root from :mod:`lit_alexnet.data.prepare`: only decoded)."""
+
+    device: str
+    shard_id: int
+    num_shards: int
+    resized: bool
 
 
 def _read_and_centre(
-    images: ImageList | EncodedImages,
-    *,
-    device: str,
-    shard_id: int,
-    num_shards: int,
-    shuffle: bool,
-    shuffle_seed: int,
-    resized: bool,
+    images: ImageList | EncodedImages, reading: _Reading, shuffle: bool, shuffle_seed: int
 ) -> tuple[DataNode, DataNode]:
-    """Read, decode, shorter side to 256, centre 256x256 (section 2): HWC uint8 and labels.
-
-    ``resized``: every image is 256x256 already (a root from :mod:`lit_alexnet.data.prepare`),
-    so it is only decoded."""
+    """Read, decode, shorter side to 256, centre 256x256 (section 2): HWC uint8 and labels."""
+    device, resized = reading.device, reading.resized
+    shard_id, num_shards = reading.shard_id, reading.num_shards
     if isinstance(images, ImageList):
         encoded, labels = _read_files(images, shard_id, num_shards, shuffle, shuffle_seed)
     else:
@@ -200,43 +211,46 @@ def _lighting(stats: DatasetStats, std: float) -> DataNode:
     return offset
 
 
+def _patch(centre: DataNode, *, x: Any, y: Any, mirror: Any, mean: Any, layout: str) -> DataNode:
+    """The 224x224 patch at relative anchor (``x``, ``y``) of the 256x256 ``centre``, mirrored
+    where ``mirror``, less the per-channel ``mean``, as float in ``layout``."""
+    return fn.crop_mirror_normalize(
+        centre,
+        crop=(CROP, CROP),
+        crop_pos_x=x,
+        crop_pos_y=y,
+        mirror=mirror,
+        mean=mean,
+        std=[1.0, 1.0, 1.0],
+        dtype=types.DALIDataType.FLOAT,
+        output_layout=layout,
+    )
+
+
 def _train_graph(
     images: ImageList | EncodedImages,
     stats: DatasetStats,
     *,
     mean: str,
     lighting_std: float,
-    device: str,
-    shard_id: int,
-    num_shards: int,
+    reading: _Reading,
     shuffle_seed: int,
     layout: str,
-    resized: bool,
 ) -> tuple[DataNode, DataNode]:
-    centre, labels = _read_and_centre(
-        images,
-        device=device,
-        shard_id=shard_id,
-        num_shards=num_shards,
-        shuffle=True,
-        shuffle_seed=shuffle_seed,
-        resized=resized,
-    )
+    """Section 4.1's training patches."""
+    centre, labels = _read_and_centre(images, reading, shuffle=True, shuffle_seed=shuffle_seed)
     mean_image, mean_rgb = _mean_parts(stats, mean)
     channel_mean: DataNode | list[float] = mean_rgb.tolist()
     if lighting_std > 0:
         # A constant offset over the image, so it folds into the per-channel mean.
         channel_mean = types.Constant(mean_rgb) - _lighting(stats, lighting_std)
-    patch = fn.crop_mirror_normalize(
-        _subtract_image(centre, mean_image, device),
-        crop=(CROP, CROP),
-        crop_pos_x=fn.random.choice(_ANCHORS),
-        crop_pos_y=fn.random.choice(_ANCHORS),
+    patch = _patch(
+        _subtract_image(centre, mean_image, reading.device),
+        x=fn.random.choice(_ANCHORS),
+        y=fn.random.choice(_ANCHORS),
         mirror=fn.random.coin_flip(probability=0.5),
         mean=channel_mean,
-        std=[1.0, 1.0, 1.0],
-        dtype=types.DALIDataType.FLOAT,
-        output_layout=layout,
+        layout=layout,
     )
     return patch, labels
 
@@ -247,40 +261,22 @@ def _eval_graph(
     *,
     mean: str,
     views: str,
-    device: str,
-    shard_id: int,
-    num_shards: int,
+    reading: _Reading,
     layout: str,
-    resized: bool,
 ) -> tuple[DataNode, DataNode]:
-    centre, labels = _read_and_centre(
-        images,
-        device=device,
-        shard_id=shard_id,
-        num_shards=num_shards,
-        shuffle=False,
-        shuffle_seed=0,
-        resized=resized,
-    )
+    """Section 4.1's test views: the centre, or the ten patches."""
+    centre, labels = _read_and_centre(images, reading, shuffle=False, shuffle_seed=0)
     mean_image, mean_rgb = _mean_parts(stats, mean)
-    centre = _subtract_image(centre, mean_image, device)
+    centre = _subtract_image(centre, mean_image, reading.device)
 
-    def patch(x: float, y: float, mirror: bool) -> DataNode:
-        return fn.crop_mirror_normalize(
-            centre,
-            crop=(CROP, CROP),
-            crop_pos_x=x,
-            crop_pos_y=y,
-            mirror=int(mirror),
-            mean=mean_rgb.tolist(),
-            std=[1.0, 1.0, 1.0],
-            dtype=types.DALIDataType.FLOAT,
-            output_layout=layout,
-        )
-
+    mean_list = mean_rgb.tolist()
     if views == "center":
-        return patch(0.5, 0.5, False), labels
-    ten = [patch(x, y, mirror) for mirror in (False, True) for x, y in _FIVE]
+        return _patch(centre, x=0.5, y=0.5, mirror=0, mean=mean_list, layout=layout), labels
+    ten = [
+        _patch(centre, x=x, y=y, mirror=mirror, mean=mean_list, layout=layout)
+        for mirror in (0, 1)
+        for x, y in _FIVE
+    ]
     return fn.stack(*ten), labels
 
 
@@ -436,12 +432,12 @@ class DaliImageDataModule(FolderDataModule):
     Args:
         root: a folder with ``train/<class>/*`` and ``val/`` (one folder per class, or flat
             with ``val_labels``).
-        batch_size: images per batch (section 5: 128).
         device: ``"auto"``, ``"gpu"`` or ``"cpu"``, as above.
         num_threads: DALI's CPU threads; default one per usable core.
         channels_last: deliver training batches channels-last.
         pipeline_seed: the shuffle's and augmentation's seed; default torch's.
-        **kwargs: :class:`~lit_alexnet.data.base.FolderOptions`: ``mean``, ``lighting_std``,
+        **kwargs: :class:`~lit_alexnet.data.base.FolderOptions`: ``batch_size``, ``mean``,
+            ``lighting_std``,
             ``val_views``, ``test_views``, ``val_labels``, ``stats``, ``verify``,
             ``bad_files``.
     """
@@ -449,7 +445,7 @@ class DaliImageDataModule(FolderDataModule):
     def __init__(
         self,
         root: str | Path,
-        batch_size: int = 128,
+        *,
         device: Device = "auto",
         num_threads: int | None = None,
         channels_last: bool = False,
@@ -457,9 +453,8 @@ class DaliImageDataModule(FolderDataModule):
         **kwargs: Unpack[FolderOptions],
     ) -> None:
         _require_dali()
-        super().__init__(root, batch_size, **kwargs)
-        if num_threads is not None and num_threads < 1:
-            raise ValueError(f"num_threads={num_threads!r} must be positive")
+        check_data_options(device=device, num_threads=num_threads)
+        super().__init__(root, **kwargs)
         self.device = resolve_device(device)
         self.num_threads = num_threads or usable_cpus()
         self.channels_last = channels_last
@@ -553,15 +548,12 @@ class DaliImageDataModule(FolderDataModule):
             defined = pipeline_def(enable_checkpointing=True)(graph)(
                 images,
                 stats,
-                device=self.device,
-                shard_id=shard_id,
-                num_shards=num_shards,
+                reading=_Reading(self.device, shard_id, num_shards, resized=self.prepared),
                 batch_size=self.batch_size,
                 num_threads=self.num_threads,
                 device_id=device_id,
                 seed=seed,
                 checkpoint=checkpoint,
-                resized=self.prepared,
                 **kwargs,
             )
             defined.build()

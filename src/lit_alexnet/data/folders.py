@@ -186,73 +186,102 @@ def scan_labelled_folder(split_dir: Path, labels_file: Path, classes: Sequence[s
         )
     if not classes:
         raise Invalid(f"no classes to label {split_dir} with: the training split has none")
-    index = {name: i for i, name in enumerate(classes)}
     entries = _read_entries(labels_file)
     if not entries:
         raise Invalid(
             f"{labels_file} holds no labels: expected 'path label' lines or one label per line"
         )
     present = sorted(e.name for e in os.scandir(split_dir) if e.is_file() and is_image_file(e.name))
+    label = _Labels(labels_file, classes)
+    if len(entries[0][1].split()) == 1:
+        files, labels = _bare_labels(split_dir, labels_file, entries, present, label)
+    else:
+        files, labels = _path_labels(split_dir, labels_file, entries, present, label)
+    return ImageList(tuple(files), tuple(labels), tuple(classes))
 
-    def label(lineno: int, token: str) -> int:
-        if token in index:
-            return index[token]
+
+class _Labels:
+    """A labels file's label token as a class index: a class name, else a 0-based index."""
+
+    def __init__(self, labels_file: Path, classes: Sequence[str]) -> None:
+        self.labels_file = labels_file
+        self.classes = classes
+        self.index = {name: i for i, name in enumerate(classes)}
+
+    def __call__(self, lineno: int, token: str) -> int:
+        if token in self.index:
+            return self.index[token]
+        where, count = f"{self.labels_file}:{lineno}", len(self.classes)
         if token.isascii() and token.isdigit():
-            if int(token) < len(classes):
+            if int(token) < count:
                 return int(token)
             raise Invalid(
-                f"{labels_file}:{lineno}: label {token} is out of range: integer labels are "
-                f"0-based indices into the {len(classes)} sorted training class folders"
+                f"{where}: label {token} is out of range: integer labels are 0-based indices "
+                f"into the {count} sorted training class folders"
             )
         raise Invalid(
-            f"{labels_file}:{lineno}: label {token!r} is neither a training class folder name "
-            f"(e.g. {classes[0]!r}) nor a class index 0-{len(classes) - 1}"
+            f"{where}: label {token!r} is neither a training class folder name "
+            f"(e.g. {self.classes[0]!r}) nor a class index 0-{count - 1}"
         )
 
+
+def _bare_labels(
+    split_dir: Path,
+    labels_file: Path,
+    entries: list[tuple[int, str]],
+    present: list[str],
+    label: _Labels,
+) -> tuple[list[Path], list[int]]:
+    """One label per line, for the image files of ``split_dir`` in sorted order."""
+    for lineno, text in entries:
+        if len(text.split()) != 1:
+            raise Invalid(
+                f"{labels_file}:{lineno}: expected a single label like the lines before, "
+                f"got {text!r}"
+            )
+    if len(entries) != len(present):
+        raise Invalid(
+            f"{labels_file} holds {len(entries)} labels but {split_dir} holds "
+            f"{len(present)} image files: a file of bare labels needs one per image, in "
+            "sorted filename order (or use 'path label' lines)"
+        )
+    return [split_dir / name for name in present], [label(n, text) for n, text in entries]
+
+
+def _path_labels(
+    split_dir: Path,
+    labels_file: Path,
+    entries: list[tuple[int, str]],
+    present: list[str],
+    label: _Labels,
+) -> tuple[list[Path], list[int]]:
+    """``path label`` lines, every image of ``split_dir`` listed once, in the file's order."""
     files: list[Path] = []
     labels: list[int] = []
-    if len(entries[0][1].split()) == 1:
-        # One label per line, for the sorted image files.
-        for lineno, text in entries:
-            if len(text.split()) != 1:
-                raise Invalid(
-                    f"{labels_file}:{lineno}: expected a single label like the lines before, "
-                    f"got {text!r}"
-                )
-        if len(entries) != len(present):
+    seen: dict[Path, int] = {}
+    for lineno, text in entries:
+        parts = text.rsplit(None, 1)  # the path may hold spaces, the label does not
+        if len(parts) != 2:
             raise Invalid(
-                f"{labels_file} holds {len(entries)} labels but {split_dir} holds "
-                f"{len(present)} image files: a file of bare labels needs one per image, in "
-                "sorted filename order (or use 'path label' lines)"
+                f"{labels_file}:{lineno}: expected 'path label' like the lines before, got {text!r}"
             )
-        files = [split_dir / name for name in present]
-        labels = [label(lineno, text) for lineno, text in entries]
-    else:
-        seen: dict[Path, int] = {}
-        for lineno, text in entries:
-            parts = text.rsplit(None, 1)  # the path may hold spaces, the label does not
-            if len(parts) != 2:
-                raise Invalid(
-                    f"{labels_file}:{lineno}: expected 'path label' like the lines before, "
-                    f"got {text!r}"
-                )
-            path = split_dir / parts[0]
-            if path in seen:
-                raise Invalid(
-                    f"{labels_file}:{lineno}: {parts[0]} is listed already on line {seen[path]}"
-                )
-            if not path.is_file():
-                raise Missing(f"{labels_file}:{lineno}: {path} does not exist")
-            seen[path] = lineno
-            files.append(path)
-            labels.append(label(lineno, parts[1]))
-        missing = [split_dir / name for name in present if split_dir / name not in seen]
-        if missing:
+        path = split_dir / parts[0]
+        if path in seen:
             raise Invalid(
-                f"{len(missing)} image files in {split_dir} have no label in {labels_file}, "
-                f"e.g. {_examples(missing)}: label them or move them out of the folder"
+                f"{labels_file}:{lineno}: {parts[0]} is listed already on line {seen[path]}"
             )
-    return ImageList(tuple(files), tuple(labels), tuple(classes))
+        if not path.is_file():
+            raise Missing(f"{labels_file}:{lineno}: {path} does not exist")
+        seen[path] = lineno
+        files.append(path)
+        labels.append(label(lineno, parts[1]))
+    missing = [split_dir / name for name in present if split_dir / name not in seen]
+    if missing:
+        raise Invalid(
+            f"{len(missing)} image files in {split_dir} have no label in {labels_file}, "
+            f"e.g. {_examples(missing)}: label them or move them out of the folder"
+        )
+    return files, labels
 
 
 def scan_split(

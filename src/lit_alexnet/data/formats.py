@@ -183,3 +183,14 @@ def read_shards_index(root: str | Path) -> dict[str, Any]:
         )
     index: dict[str, Any] = json.loads((root / SHARDS_INDEX).read_text(encoding="utf-8"))
     return index
+
+
+def write_shards_index(
+    root: Path, classes: list[str], splits: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Write ``root/shards.json``: the class names and each split's shards (their ``tar``,
+    ``index`` and ``samples``), whole or not at all."""
+    index = {"classes": list(classes), "splits": splits}
+    written = root / f".{SHARDS_INDEX}.{os.getpid()}"
+    written.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    os.replace(written, root / SHARDS_INDEX)

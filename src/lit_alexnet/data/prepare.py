@@ -55,9 +55,9 @@ from lit_alexnet.data.formats import (
     BAD_FILES,
     CLASS_DIGITS,
     MANIFEST,
-    SHARDS_INDEX,
     STATS_FILENAME,
     Manifest,
+    write_shards_index,
 )
 from lit_alexnet.data.images import RESIZE, resize_centre_crop
 from lit_alexnet.data.parallel import ordered_map, progress_bar, usable_cpus
@@ -189,12 +189,7 @@ def prepare_folder(
     src, dst = _checked_paths(src, dst, quality)
     manifest = Manifest(size=RESIZE, quality=quality, source=str(src))
     _check_resumable(dst, manifest)
-    classes = class_folders(src / "train")
-    labels = None if val_labels is None else Path(val_labels).expanduser()
-    lists = {
-        split: scan_split(src, split, classes, labels if split == "val" else None)
-        for split in splits
-    }
+    _, lists = _scan(src, splits, val_labels)
     dst.mkdir(parents=True, exist_ok=True)
     manifest.write(dst)
     jobs = [job for split in splits for job in _jobs(src, dst, split, lists[split])]
@@ -211,11 +206,7 @@ def prepare_folder(
                 elif result is not None:
                     yield result
 
-        if "train" in splits:
-            compute_stats(train_pixels()).save(dst / STATS_FILENAME)
-        else:
-            for _ in train_pixels():
-                pass
+        _save_stats(train_pixels(), dst if "train" in splits else None)
     left_out = _report_bad_files(bad, src, dst, splits, len(jobs))
     done = Manifest(
         size=RESIZE,
@@ -227,6 +218,28 @@ def prepare_folder(
     )
     done.write(dst)
     return done
+
+
+def _scan(
+    src: Path, splits: Sequence[str], val_labels: str | Path | None
+) -> tuple[list[str], dict[str, ImageList]]:
+    """The class names of ``src/train`` and the file list of each of ``splits``."""
+    classes = class_folders(src / "train")
+    labels = None if val_labels is None else Path(val_labels).expanduser()
+    return classes, {
+        split: scan_split(src, split, classes, labels if split == "val" else None)
+        for split in splits
+    }
+
+
+def _save_stats(train_pixels: Iterator[np.ndarray], dst: Path | None) -> None:
+    """Run the writing through ``train_pixels``, saving their statistics in ``dst`` (None:
+    only written, a run without the training split)."""
+    if dst is not None:
+        compute_stats(train_pixels).save(dst / STATS_FILENAME)
+    else:
+        for _ in train_pixels:
+            pass
 
 
 def _checked_paths(src: str | Path, dst: str | Path, quality: int) -> tuple[Path, Path]:
@@ -442,17 +455,12 @@ def prepare_shards(
         size=RESIZE, quality=quality, source=str(src), format="shards", shard_size=shard_size
     )
     _check_resumable(dst, begun)
-    classes = class_folders(src / "train")
+    classes, lists = _scan(src, splits, val_labels)
     if len(classes) > 10**CLASS_DIGITS:
         raise Invalid(
             f"{src / 'train'} has {len(classes)} classes; shards hold at most "
             f"{10**CLASS_DIGITS}: prepare it with --format folder"
         )
-    labels = None if val_labels is None else Path(val_labels).expanduser()
-    lists = {
-        split: scan_split(src, split, classes, labels if split == "val" else None)
-        for split in splits
-    }
     manifest = replace(begun, listing={split: _digest(lists[split], src) for split in splits})
     _check_same_source(dst, manifest)
     dst.mkdir(parents=True, exist_ok=True)
@@ -476,16 +484,9 @@ def prepare_shards(
                 shards=shards.setdefault(split, []),
                 advance=lambda: bar.advance(task),
             )
-            if split == "train":
-                compute_stats(pixels).save(dst / STATS_FILENAME)
-            else:
-                for _ in pixels:
-                    pass
+            _save_stats(pixels, dst if split == "train" else None)
     left_out = _report_bad_files(bad, src, dst, splits, total)
-    index = {"classes": list(classes), "splits": shards}
-    written = dst / f".{SHARDS_INDEX}.{os.getpid()}"
-    written.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-    os.replace(written, dst / SHARDS_INDEX)
+    write_shards_index(dst, classes, shards)
     done = replace(
         manifest,
         complete=True,

@@ -20,18 +20,18 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, default_collate
-from typing_extensions import Unpack, override
+from typing_extensions import override
 
 from lit_alexnet.checks import Missing
 from lit_alexnet.data.base import FolderDataModule, Split
-from lit_alexnet.data.choices import Device, MeanMode, Views
-from lit_alexnet.data.dali import DaliImageDataModule
+from lit_alexnet.data.choices import Views
+from lit_alexnet.data.dali import DaliImageDataModule, reader_sharding
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.formats import (
     CLASS_DIGITS,
@@ -41,7 +41,7 @@ from lit_alexnet.data.formats import (
 from lit_alexnet.data.images import load_rgb
 from lit_alexnet.data.resumable import sample_seed
 from lit_alexnet.data.sharding import equal_steps, shard_bounds
-from lit_alexnet.data.torchvision import default_num_workers
+from lit_alexnet.data.torchvision import ImageFolderDataModule
 from lit_alexnet.data.transforms import (
     mean_tensor,
     ten_crop_transform,
@@ -99,8 +99,6 @@ class ShardSet:
             index_paths=[str(path) for path in self.indexes],
             ext=["jpg", "cls"],
             missing_component_behavior="error",
-            shard_id=shard_id,
-            num_shards=num_shards,
             # A new order of the tars each epoch, the same on every rank (same seed), so
             # that the ranks split each epoch's samples between them and each rank reads
             # different tars each epoch; within its part, a rank draws from a buffer.
@@ -108,12 +106,7 @@ class ShardSet:
             shuffle_after_epoch_seed=shuffle_seed,
             random_shuffle=shuffle,
             initial_fill=SHUFFLE_BUFFER,
-            # Without a shuffle, keep each rank on its part, as the folder reader does.
-            stick_to_shard=not shuffle,
-            # A rank's last batch padded with repeats (dropped by the iterator), so that each
-            # epoch starts where the sharding says.
-            pad_last_batch=True,
-            name=name,
+            **reader_sharding(shard_id, num_shards, shuffle, name),
         )
         jpegs, digits = cast(list["DataNode"], outputs)  # one output per ext
         return jpegs, _class_index(digits)
@@ -126,16 +119,6 @@ def _class_index(digits: DataNode) -> DataNode:
     return fn.reductions.sum(values * types.Constant(_PLACES))
 
 
-class ShardOptions(TypedDict, total=False):
-    """The options of :class:`~lit_alexnet.data.base.FolderDataModule` that apply to shards."""
-
-    mean: MeanMode
-    lighting_std: float
-    val_views: Views
-    test_views: Views
-    stats: str | Path | None
-
-
 class _ShardsRoot(FolderDataModule):
     """What both backends' shard datamodules change of
     :class:`~lit_alexnet.data.base.FolderDataModule`: the splits are ``shards.json``'s shards,
@@ -144,7 +127,8 @@ class _ShardsRoot(FolderDataModule):
     decode; statistics are the root's ``stats.npz`` (prepare computed them from every
     training image) unless ``stats`` names others."""
 
-    def _open_shards(self) -> None:
+    def __init__(self, root: str | Path, **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
         self.index = read_shards_index(self.root)
         self.classes: tuple[str, ...] = tuple(self.index["classes"])
         self._sets: dict[str, ShardSet] = {}
@@ -221,33 +205,12 @@ class ShardsDataModule(_ShardsRoot, DaliImageDataModule):
 
     Args:
         root: a root written by ``python -m lit_alexnet.data.prepare SRC DST --format shards``.
-        batch_size, device, num_threads, channels_last, pipeline_seed: as for the parent.
-        **kwargs: ``mean``, ``lighting_std``, ``val_views``, ``test_views``, ``stats``.
+        **kwargs: the parent's (``batch_size``, ``device``, ``num_threads``, ``mean``, ...),
+            less the file checks (``verify``, ``bad_files``) and ``val_labels``.
 
     Raises:
         Missing: ``root`` is not a completed shards root.
     """
-
-    def __init__(
-        self,
-        root: str | Path,
-        batch_size: int = 128,
-        device: Device = "auto",
-        num_threads: int | None = None,
-        channels_last: bool = False,
-        pipeline_seed: int | None = None,
-        **kwargs: Unpack[ShardOptions],
-    ) -> None:
-        super().__init__(
-            root,
-            batch_size,
-            device=device,
-            num_threads=num_threads,
-            channels_last=channels_last,
-            pipeline_seed=pipeline_seed,
-            **kwargs,
-        )
-        self._open_shards()
 
     @override
     def _source(self, split: Split) -> ShardSet:
@@ -386,35 +349,19 @@ class ShardLoader:
         self._skip = state.get("batches_done", 0)
 
 
-class TorchShardsDataModule(_ShardsRoot):
+class TorchShardsDataModule(_ShardsRoot, ImageFolderDataModule):
     """The torchvision backend over a shards root: :class:`ShardStream` and the transforms of
     :mod:`lit_alexnet.data.transforms` (the folder backend's), in DataLoader workers.
 
     Args:
         root: a root written by ``python -m lit_alexnet.data.prepare SRC DST --format shards``.
-        batch_size: images per batch (section 5: 128).
-        num_workers: DataLoader worker processes; default one per spare core.
-        pin_memory: pin batches in page-locked memory for faster copies to a GPU.
-        **kwargs: ``mean``, ``lighting_std``, ``val_views``, ``test_views``, ``stats``.
+        **kwargs: :class:`~lit_alexnet.data.torchvision.ImageFolderDataModule`'s
+            (``batch_size``, ``num_workers``, ``pin_memory``, ``mean``, ...), less the file
+            checks (``verify``, ``bad_files``) and ``val_labels``.
 
     Raises:
         Missing: ``root`` is not a completed shards root.
     """
-
-    def __init__(
-        self,
-        root: str | Path,
-        batch_size: int = 128,
-        num_workers: int | None = None,
-        pin_memory: bool = False,
-        **kwargs: Unpack[ShardOptions],
-    ) -> None:
-        super().__init__(root, batch_size, **kwargs)
-        if num_workers is not None and num_workers < 0:
-            raise ValueError(f"num_workers={num_workers!r} must be >= 0")
-        self._open_shards()
-        self.num_workers = default_num_workers() if num_workers is None else num_workers
-        self.pin_memory = pin_memory
 
     @override
     def setup(self, stage: str) -> None:

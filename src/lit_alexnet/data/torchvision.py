@@ -15,6 +15,7 @@ from typing_extensions import Unpack
 
 from lit_alexnet.data.base import FolderDataModule, FolderOptions, Views
 from lit_alexnet.data.builtin import BuiltinMixin
+from lit_alexnet.data.choices import check_data_options
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.images import load_rgb
 from lit_alexnet.data.parallel import usable_cpus
@@ -75,10 +76,10 @@ class ImageFolderDataModule(FolderDataModule):
     Args:
         root: a folder with ``train/<class>/*`` and ``val/`` (one folder per class, or flat
             with ``val_labels``).
-        batch_size: images per batch (section 5: 128).
         num_workers: DataLoader worker processes; default one per spare core.
         pin_memory: pin batches in page-locked memory for faster copies to a GPU.
-        **kwargs: :class:`~lit_alexnet.data.base.FolderOptions`: ``mean``, ``lighting_std``,
+        **kwargs: :class:`~lit_alexnet.data.base.FolderOptions`: ``batch_size``, ``mean``,
+            ``lighting_std``,
             ``val_views``, ``test_views``, ``val_labels``, ``stats``, ``verify``,
             ``bad_files``.
     """
@@ -86,14 +87,13 @@ class ImageFolderDataModule(FolderDataModule):
     def __init__(
         self,
         root: str | Path,
-        batch_size: int = 128,
+        *,
         num_workers: int | None = None,
         pin_memory: bool = False,
         **kwargs: Unpack[FolderOptions],
     ) -> None:
-        super().__init__(root, batch_size, **kwargs)
-        if num_workers is not None and num_workers < 0:
-            raise ValueError(f"num_workers={num_workers!r} must be >= 0")
+        check_data_options(num_workers=num_workers)
+        super().__init__(root, **kwargs)
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.pin_memory = pin_memory
         self.datasets: dict[str, ImageListDataset] = {}
