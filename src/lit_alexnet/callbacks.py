@@ -254,10 +254,12 @@ class ProgressLines(Callback):
     def __init__(self, every_n_steps: int = 500) -> None:
         self.every_n_steps = every_n_steps
         self._epoch_started = 0.0
+        self._batches = 0
         self._validated = False
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.time()
+        self._batches = 0
         self._validated = False
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -266,6 +268,7 @@ class ProgressLines(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
     ) -> None:
+        self._batches += 1
         if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
             self._say(trainer, f"step {trainer.global_step}")
 
@@ -275,7 +278,7 @@ class ProgressLines(Callback):
     def _say(self, trainer: L.Trainer, where: str) -> None:
         if not trainer.is_global_zero:
             return
-        batches = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        batches = self._batches
         seconds = time.time() - self._epoch_started
         figures = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {where}"]
         if batches:

@@ -204,6 +204,8 @@ class FolderDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None:
             return None
+        # Lightning has no public count of the batches done in the running epoch; its fit
+        # loop's progress tracker is what its own checkpoints restore from.
         # `processed` (a _ProcessedTracker's, typed as its base): counted once the optimizer
         # has stepped, before on_train_batch_end, where a checkpoint inside an epoch is saved.
         current = trainer.fit_loop.epoch_loop.batch_progress.current

@@ -465,13 +465,37 @@ def prepare_shards(
     _check_same_source(dst, manifest)
     dst.mkdir(parents=True, exist_ok=True)
     manifest.write(dst)
+    bad, shards = _write_shards(dst, lists, quality, shard_size, workers, f"Sharding {src}")
+    total = sum(len(images) for images in lists.values())
+    left_out = _report_bad_files(bad, src, dst, splits, total)
+    write_shards_index(dst, classes, shards)
+    done = replace(
+        manifest,
+        complete=True,
+        images={s: sum(shard["samples"] for shard in shards[s]) for s in splits},
+        bad_files=left_out,
+    )
+    done.write(dst)
+    return done
+
+
+def _write_shards(
+    dst: Path,
+    lists: dict[str, ImageList],
+    quality: int,
+    shard_size: float,
+    workers: int | None,
+    what: str,
+) -> tuple[list[BadFile], dict[str, list[dict[str, Any]]]]:
+    """Write every split's shards on ``workers`` threads with one progress bar, and the
+    training split's statistics; returns the files left out and each split's shards."""
     workers = usable_cpus() if workers is None else max(1, workers)
     bad: list[BadFile] = []
     shards: dict[str, list[dict[str, Any]]] = {}
     total = sum(len(images) for images in lists.values())
     with progress_bar() as bar, ThreadPoolExecutor(workers, thread_name_prefix="prepare") as pool:
-        task = bar.add_task(f"Sharding {src} at {RESIZE}x{RESIZE}", total=total)
-        for number, split in enumerate(splits):
+        task = bar.add_task(f"{what} at {RESIZE}x{RESIZE}", total=total)
+        for number, split in enumerate(lists):
             pixels = _write_split(
                 dst,
                 split,
@@ -485,16 +509,7 @@ def prepare_shards(
                 advance=lambda: bar.advance(task),
             )
             _save_stats(pixels, dst if split == "train" else None)
-    left_out = _report_bad_files(bad, src, dst, splits, total)
-    write_shards_index(dst, classes, shards)
-    done = replace(
-        manifest,
-        complete=True,
-        images={s: sum(shard["samples"] for shard in shards[s]) for s in splits},
-        bad_files=left_out,
-    )
-    done.write(dst)
-    return done
+    return bad, shards
 
 
 def _digest(images: ImageList, src: Path) -> str:

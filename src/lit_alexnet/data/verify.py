@@ -17,12 +17,7 @@ from lit_alexnet.data.cache import default_cache_dir
 from lit_alexnet.data.folders import class_folders, scan_split
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lit_alexnet.data.verify ROOT``: report the unreadable files of a dataset.
-
-    Returns 0 when every file is readable, 1 when some are not, 2 when the dataset cannot be
-    scanned (its layout or a labels file is wrong).
-    """
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lit_alexnet.data.verify",
         description="Find the files of a dataset root that are not readable images.",
@@ -47,7 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="fast",
         help="fast: each file's head and tail; full: decode every file (default: fast)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lit_alexnet.data.verify ROOT``: report the unreadable files of a dataset.
+
+    Returns 0 when every file is readable, 1 when some are not, 2 when the dataset cannot be
+    scanned (its layout or a labels file is wrong).
+    """
+    args = _parser().parse_args(argv)
     if args.root is None:
         root = ensure_builtin_dataset(default_cache_dir())
         print(f"the built-in dataset: {root}")

@@ -157,6 +157,8 @@ class TwoDeviceDDPStrategy(_TowerPlacement, DDPStrategy):
             # DDPStrategy spawns `devices` processes from each started one for any start method
             # but popen; they would all take the cluster's rank (SLURM_PROCID, RANK) and the
             # process group would never form. popen's launcher starts none where the cluster did.
+            # Lightning offers no public way to pick a launcher: its own private class it is,
+            # which is why pyproject.toml pins lightning to the minor releases tested.
             self._launcher = _SubprocessScriptLauncher(
                 self.cluster_environment, self.num_processes, self.num_nodes
             )
