@@ -11,6 +11,7 @@ builds the same objects from the same YAML.
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 import shutil
 import sys
 import time
@@ -29,7 +30,6 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from lit_alexnet import __version__
 from lit_alexnet.callbacks import FinalValidation
 from lit_alexnet.config import config_dir, register_configs, validate
 from lit_alexnet.console import quiet_console
@@ -129,7 +129,10 @@ def train(cfg: DictConfig) -> float:
     with _removed_if_refused(output_dir()):
         datamodule, model, trainer = build(cfg)
     record = RunRecord(
-        output_dir(), trainer.is_global_zero, overrides=_job_overrides(), version=__version__
+        output_dir(),
+        trainer.is_global_zero,
+        overrides=_job_overrides(),
+        version=version("lit-alexnet"),
     )
     summary: list[str] = []
     with _summary_after_wandb(summary), record.kept(started):

@@ -5,7 +5,7 @@ The reference the DALI backend is tested against, and the fallback where DALI is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ from lit_alexnet.data.resumable import (
     sample_seed,
 )
 from lit_alexnet.data.transforms import ten_crop_transform, train_transform, val_transform
+
+# (images, labels): what every loader of the package yields.
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def default_num_workers() -> int:
@@ -122,7 +125,8 @@ class ImageFolderDataModule(FolderDataModule):
             "generator": fixed_generator(),
         }
 
-    def train_dataloader(self) -> DataLoader:
+    # Iterable, not DataLoader: the shards datamodule hands over its own loaders.
+    def train_dataloader(self) -> Iterable[Batch]:
         dataset = self.datasets["train"]
         trainer = self.trainer
         world, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
@@ -132,10 +136,10 @@ class ImageFolderDataModule(FolderDataModule):
         )
         return self._resumable(loader)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> Iterable[Batch]:
         return DataLoader(self.datasets["val"], **self._options())
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> Iterable[Batch]:
         return DataLoader(self.datasets["test"], **self._options())
 
 
