@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import torch
+import yaml
+from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from lit_alexnet.config import config_dir, validate
+from lit_alexnet.checks import Invalid
+from lit_alexnet.config import (
+    ModelConfig,
+    TrainConfig,
+    TrainerConfig,
+    config_dir,
+    register_configs,
+    validate,
+)
 from lit_alexnet.job import build, build_model
-from lit_alexnet.nn import LocalResponseNorm
+from lit_alexnet.nn import AlexNet, LocalResponseNorm
+from lit_alexnet.optim import PaperSGD, PlateauDecay
 
 if TYPE_CHECKING:
     from conftest import Composer
@@ -135,6 +149,38 @@ def test_bad_values_fail_validation_naming_the_key(
         build(cfg)
 
 
+def _paper_sgd(**kwargs: float) -> PaperSGD:
+    return PaperSGD([torch.ones(1, requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "library"),
+    [
+        (["optimizer.lr=-0.01"], lambda: _paper_sgd(lr=-0.01)),
+        (["optimizer=sgd", "optimizer.weight_decay=-1.0"], lambda: _paper_sgd(weight_decay=-1.0)),
+        (["optimizer=paper_sgd", "optimizer.momentum=1.5"], lambda: _paper_sgd(momentum=1.5)),
+        (
+            ["scheduler=plateau", "trainer.check_val_every_n_epoch=1", "scheduler.factor=1.0"],
+            lambda: PlateauDecay(_paper_sgd(), factor=1.0),
+        ),
+        (["model.net.norm.k=0"], lambda: LocalResponseNorm(k=0.0)),
+        (["model.net.dropout=1.0"], lambda: AlexNet(dropout=1.0)),
+    ],
+    ids=["lr", "weight_decay", "momentum", "factor", "lrn-k", "dropout"],
+)
+def test_a_config_value_is_refused_by_the_library_classes_own_check(
+    overrides: list[str], library: Any, composed: Composer
+) -> None:
+    """One check per value: the schema calls the function the class it configures calls, so
+    the two refusals read the same, the config's with the key's path in front."""
+    with pytest.raises(Invalid) as by_class:
+        library()
+    with pytest.raises(Invalid) as by_config:
+        validate(composed(*overrides))
+    prefix = overrides[-1].split("=")[0].rsplit(".", 1)[0]
+    assert str(by_config.value) == f"{prefix}.{by_class.value}"
+
+
 def test_bad_value_fails_before_any_data_is_made(cache_dir: Path, composed: Composer) -> None:
     before = set(cache_dir.iterdir())
     with pytest.raises(ValueError):
@@ -191,13 +237,13 @@ def test_trainer_ranges_are_checked_with_the_key_named(composed: Composer) -> No
 
 
 def test_the_quickstart_recipe_is_one_call_away() -> None:
-    from lit_alexnet import LitAlexNet
+    from lit_alexnet.job import quickstart
 
-    model = LitAlexNet.quickstart(num_classes=3)
+    model = quickstart(num_classes=3)
     assert model.hparams["net"]["init"] == "kaiming"
     assert model.optimizer_factory.func.__name__ == "AdamW"  # type: ignore[union-attr]
     assert model.scheduler_factory.func.__name__ == "OneCycleLR"  # type: ignore[union-attr]
-    ungrouped = LitAlexNet.quickstart(num_classes=3, overrides=["model.net.towers=1"])
+    ungrouped = quickstart(num_classes=3, overrides=["model.net.towers=1"])
     assert len(ungrouped.net.towers) == 1
 
 
@@ -233,3 +279,108 @@ def test_the_plateau_schedule_without_validation_every_epoch_is_refused(
         validate(composed("scheduler=plateau"))
     validate(composed("scheduler=plateau", "trainer.check_val_every_n_epoch=1"))
     validate(composed("+ablation=paper_recipe"))
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def config_group_mismatches(conf: Path, readme: str) -> list[str]:
+    """Where the tables of README's "### Config groups" and the YAML files under ``conf/``
+    disagree: a group or an option that one names and the other lacks, or an option marked
+    "(default)" that is not ``train.yaml``'s."""
+    section = readme.split("\n### Config groups\n", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, list[str]] = {}
+    marked: dict[str, str] = {}
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        group = cells[0].strip("`")
+        table[group] = re.findall(r"`([^`]+)`", cells[1])
+        for option in re.findall(r"`([^`]+)` \(default", cells[1]):
+            marked[group] = option
+    files = {
+        folder.relative_to(conf).as_posix(): sorted(p.stem for p in folder.glob("*.yaml"))
+        for folder in sorted(conf.rglob("*"))
+        if folder.is_dir() and any(folder.glob("*.yaml"))
+    }
+    problems = [f"README lacks group {g} ({files[g]})" for g in files.keys() - table.keys()]
+    problems += [f"README names group {g}, which conf/ lacks" for g in table.keys() - files.keys()]
+    for group in files.keys() & table.keys():
+        named, there = set(table[group]), set(files[group])
+        problems += [f"README lacks {group}={o}" for o in sorted(there - named)]
+        problems += [f"README names {group}={o}, which conf/ lacks" for o in sorted(named - there)]
+    defaults = yaml.safe_load((conf / "train.yaml").read_text(encoding="utf-8"))["defaults"]
+    chosen = {k: v for entry in defaults if isinstance(entry, dict) for k, v in entry.items()}
+    if marked != chosen:
+        problems.append(f"README marks {marked} as the defaults; train.yaml chooses {chosen}")
+    return problems
+
+
+def test_the_readme_names_every_config_group_and_option() -> None:
+    assert config_group_mismatches(config_dir(), README.read_text(encoding="utf-8")) == []
+
+
+def test_the_readme_check_sees_an_option_added_or_removed(tmp_path: Path) -> None:
+    conf = shutil.copytree(config_dir(), tmp_path / "conf")
+    (conf / "data" / "extra.yaml").write_text("batch_size: 1\n", encoding="utf-8")
+    (conf / "logger" / "csv.yaml").unlink()
+    (conf / "newgroup").mkdir()
+    (conf / "newgroup" / "one.yaml").write_text("{}\n", encoding="utf-8")
+    problems = config_group_mismatches(conf, README.read_text(encoding="utf-8"))
+    assert sorted(problems) == [
+        "README lacks data=extra",
+        "README lacks group newgroup (['one'])",
+        "README names logger=csv, which conf/ lacks",
+    ]
+
+
+# The schemas of the groups whose YAML files do not name theirs in their defaults list.
+TYPED_GROUPS: dict[str, Any] = {"model": ModelConfig, "trainer": TrainerConfig}
+
+
+def _schema_and_parent(group: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """What a group option's own keys are written over: its schema's defaults (MISSING ones
+    left out) and those of the option it extends."""
+    under: dict[str, Any] = {}
+    schema = TYPED_GROUPS.get(group)
+    if schema is not None:
+        under.update(OmegaConf.to_container(OmegaConf.structured(schema)))  # type: ignore[arg-type]
+    for entry in raw.get("defaults", []):
+        if not isinstance(entry, str) or entry == "_self_":
+            continue
+        if entry.startswith("/schema_"):
+            node = ConfigStore.instance().load(entry[1:].split("@")[0] + ".yaml").node
+            under.update(OmegaConf.to_container(node))  # type: ignore[arg-type]
+        else:  # another option of the group, which this one extends
+            parent = config_dir() / group / f"{entry}.yaml"
+            parent_raw = yaml.safe_load(parent.read_text(encoding="utf-8"))
+            under.update(_schema_and_parent(group, parent_raw))
+            under.update({k: v for k, v in parent_raw.items() if k != "defaults"})
+    return {k: v for k, v in under.items() if v != "???"}
+
+
+SCHEMA_GROUPS = ["data", "model", "optimizer", "scheduler", "trainer"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for g in SCHEMA_GROUPS for p in sorted((config_dir() / g).glob("*.yaml"))],
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_no_yaml_value_repeats_its_schemas_default(path: Path) -> None:
+    """Each value has one home: a YAML file sets what its schema leaves MISSING or changes
+    what the schema (or the option it extends) says, never the same again."""
+    register_configs()
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    under = _schema_and_parent(path.parent.name, raw)
+    repeats = {k: v for k, v in raw.items() if k != "defaults" and k in under and under[k] == v}
+    assert not repeats, f"{path.name} repeats {repeats}"
+
+
+def test_the_primary_config_sets_what_its_schema_leaves_missing() -> None:
+    raw = yaml.safe_load((config_dir() / "train.yaml").read_text(encoding="utf-8"))
+    schema = OmegaConf.to_container(OmegaConf.structured(TrainConfig))
+    assert isinstance(schema, dict)
+    repeats = {k: v for k, v in raw.items() if k in schema and schema[k] == v}
+    assert not repeats, f"train.yaml repeats {repeats}"

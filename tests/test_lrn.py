@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from lit_alexnet.checks import Invalid
+from lit_alexnet.nn import Norm
 from lit_alexnet.nn.lrn import LocalResponseNorm, local_response_norm
 
 
@@ -30,6 +32,10 @@ def test_defaults_are_the_papers() -> None:
     lrn = LocalResponseNorm()
     assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 2.0)
     assert repr(lrn) == "LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2.0)"
+    norm = Norm()  # AlexNet's norm="lrn", and so model.net.norm's defaults
+    assert (norm.size, norm.alpha, norm.beta, norm.k) == (5, 1e-4, 0.75, 2.0)
+    layer = norm.layer(48)
+    assert isinstance(layer, LocalResponseNorm) and repr(layer) == repr(lrn)
 
 
 @pytest.mark.parametrize(
@@ -190,8 +196,14 @@ def test_empty_input() -> None:
     ],
 )
 def test_bad_arguments_raise(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
+    key = next(iter(kwargs))
+    with pytest.raises(Invalid, match=rf"^{key}="):
         LocalResponseNorm(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(Invalid, match=rf"^{key}="):
+        local_response_norm(torch.ones(1, 2, 2), **kwargs)  # type: ignore[arg-type]
+    # Norm (model.net.norm) refuses with the same check, whichever layer it names.
+    with pytest.raises(Invalid, match=rf"^{key}="):
+        Norm(**kwargs)  # type: ignore[arg-type]
 
 
 def test_bad_inputs_raise() -> None:

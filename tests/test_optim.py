@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lit_alexnet import PaperSGD, PlateauDecay
+from lit_alexnet.checks import Invalid
 
 GRADS = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5]
 LRS = [0.1, 0.1, 0.1, 0.01, 0.01, 0.001]  # two drops by 10
@@ -79,8 +80,22 @@ def test_paper_sgd_skips_parameters_without_gradients() -> None:
     ],
 )
 def test_paper_sgd_rejects_bad_hyperparameters(kwargs: dict, name: str) -> None:
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(Invalid, match=rf"^{name}="):
         PaperSGD([torch.ones(1, requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"factor": 1.0}, "factor"),
+        ({"factor": 0.0}, "factor"),
+        ({"patience": -1}, "patience"),
+        ({"max_reductions": -1}, "max_reductions"),
+    ],
+)
+def test_plateau_rejects_bad_arguments(kwargs: dict, name: str) -> None:
+    with pytest.raises(Invalid, match=rf"^{name}="):
+        PlateauDecay(PaperSGD([torch.ones(1, requires_grad=True)]), **kwargs)
 
 
 def test_plateau_divides_by_ten_at_most_three_times() -> None:

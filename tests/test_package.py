@@ -49,6 +49,29 @@ def test_every_public_name_resolves_to_the_object_its_module_defines() -> None:
 
     import lit_alexnet
 
-    assert sorted(lit_alexnet.__all__) == sorted(lit_alexnet._EXPORTS)
+    assert lit_alexnet.__all__ == sorted(lit_alexnet._EXPORTS)
     for name, module in lit_alexnet._EXPORTS.items():
         assert getattr(lit_alexnet, name) is getattr(importlib.import_module(module), name)
+
+
+def test_the_imports_for_type_checkers_are_the_public_names() -> None:
+    """``lit_alexnet/__init__.py`` names each public name twice: in ``_EXPORTS``, which loads
+    it when first used, and in the ``if TYPE_CHECKING:`` imports, which give it its type."""
+    import ast
+    import inspect
+
+    import lit_alexnet
+
+    tree = ast.parse(inspect.getsource(lit_alexnet))
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    typed = {
+        alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert typed == lit_alexnet._EXPORTS

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
 
-# Each public name and the module that holds it.
+# Each public name and the module that holds it; the imports for type checkers below name
+# them again (tests/test_package.py holds the two to each other).
 _EXPORTS = {
     "AlexNet": "lit_alexnet.nn",
     "LocalResponseNorm": "lit_alexnet.nn",
@@ -27,6 +28,8 @@ _EXPORTS = {
     "PlateauDecay": "lit_alexnet.optim",
     "auto_precision": "lit_alexnet.precision",
     "LitAlexNet": "lit_alexnet.module",
+    "quickstart": "lit_alexnet.job",
+    "FinalValidation": "lit_alexnet.callbacks",
     "TimeBudget": "lit_alexnet.callbacks",
     "BuiltinDaliDataModule": "lit_alexnet.data.dali",
     "DaliImageDataModule": "lit_alexnet.data.dali",
@@ -35,34 +38,19 @@ _EXPORTS = {
     "TwoDeviceDDPStrategy": "lit_alexnet.strategies",
     "TwoDeviceModelParallelStrategy": "lit_alexnet.strategies",
 }
-__all__ = [
-    "AlexNet",
-    "BuiltinDaliDataModule",
-    "BuiltinDataModule",
-    "DaliImageDataModule",
-    "ImageFolderDataModule",
-    "LitAlexNet",
-    "LocalResponseNorm",
-    "Norm",
-    "PaperSGD",
-    "PlateauDecay",
-    "Pooling",
-    "TimeBudget",
-    "TwoDeviceDDPStrategy",
-    "TwoDeviceModelParallelStrategy",
-    "auto_precision",
-]
+__all__ = sorted(_EXPORTS)
 _PLAIN_TORCH = ("lit_alexnet.nn", "lit_alexnet.optim", "lit_alexnet.precision")
 
-if TYPE_CHECKING:
-    from lit_alexnet.callbacks import TimeBudget
-    from lit_alexnet.data.dali import BuiltinDaliDataModule, DaliImageDataModule
-    from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
-    from lit_alexnet.module import LitAlexNet
-    from lit_alexnet.nn import AlexNet, LocalResponseNorm, Norm, Pooling
-    from lit_alexnet.optim import PaperSGD, PlateauDecay
-    from lit_alexnet.precision import auto_precision
-    from lit_alexnet.strategies import TwoDeviceDDPStrategy, TwoDeviceModelParallelStrategy
+if TYPE_CHECKING:  # _EXPORTS's names with their types, re-exported (not in a literal __all__)
+    from lit_alexnet.callbacks import FinalValidation, TimeBudget  # noqa: F401
+    from lit_alexnet.data.dali import BuiltinDaliDataModule, DaliImageDataModule  # noqa: F401
+    from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule  # noqa: F401
+    from lit_alexnet.job import quickstart  # noqa: F401
+    from lit_alexnet.module import LitAlexNet  # noqa: F401
+    from lit_alexnet.nn import AlexNet, LocalResponseNorm, Norm, Pooling  # noqa: F401
+    from lit_alexnet.optim import PaperSGD, PlateauDecay  # noqa: F401
+    from lit_alexnet.precision import auto_precision  # noqa: F401
+    from lit_alexnet.strategies import TwoDeviceDDPStrategy, TwoDeviceModelParallelStrategy  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -3,6 +3,11 @@
 Each config group's YAML files start from a schema stored here, so that a misspelt key or a
 value of the wrong type fails while Hydra composes the config, and :func:`validate` checks
 ranges and choices before anything is instantiated or any data is read.
+
+Every value has one home. A schema's default is taken from the library (a signature or a
+constant) or is the schema's own; a value that a YAML file sets, every ``_target_`` among
+them, is ``MISSING`` here. The range checks are the library's own functions, which the
+classes the configs instantiate call too.
 """
 
 from __future__ import annotations
@@ -11,17 +16,23 @@ import inspect
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from lit_alexnet.checks import Invalid, Missing, check
 from lit_alexnet.data.builtin import BuiltinSpec
-from lit_alexnet.data.choices import LIGHTING_STD, check_data_options
-from lit_alexnet.data.prepare import SHARDS_INDEX
+from lit_alexnet.data.choices import BATCH_SIZE, LIGHTING_STD, check_data_options
+from lit_alexnet.data.formats import SHARDS_INDEX
 from lit_alexnet.nn.alexnet import AlexNet, Norm, Pooling, check_arguments
-from lit_alexnet.optim import PaperSGD, PlateauDecay
+from lit_alexnet.optim import (
+    PaperSGD,
+    PlateauDecay,
+    check_plateau_arguments,
+    check_sgd_arguments,
+)
 
 
 def config_dir() -> Path:
@@ -39,6 +50,7 @@ def config_dir() -> Path:
 _NET = inspect.signature(AlexNet).parameters
 _SGD = inspect.signature(PaperSGD).parameters
 _PLATEAU = inspect.signature(PlateauDecay).parameters
+_ADAMW = inspect.signature(torch.optim.AdamW).parameters
 _SPEC = BuiltinSpec()
 
 
@@ -63,24 +75,29 @@ class NetConfig:
 class ModelConfig:
     """``model``: the LightningModule around the net."""
 
-    _target_: str = "lit_alexnet.LitAlexNet"
+    _target_: str = MISSING
     net: NetConfig = field(default_factory=NetConfig)
-    compile: bool = False  # torch.compile the net in place (LitAlexNet's compile)
+    compile: bool = MISSING  # torch.compile the net in place (LitAlexNet's compile)
 
 
 @dataclass
-class OptimizerConfig:
-    """``optimizer``: a factory called with the parameters; lr and weight decay default to
-    section 5's (:class:`lit_alexnet.PaperSGD`'s)."""
+class FactoryConfig:
+    """A class, named by each option's YAML file, that the module calls later with what it
+    needs (the parameters, the optimizer): every ``optimizer`` and ``scheduler`` option."""
 
     _target_: str = MISSING
     _partial_: bool = True
+
+
+@dataclass
+class OptimizerConfig(FactoryConfig):
+    """``optimizer``: lr and weight decay default to section 5's (PaperSGD's)."""
+
     lr: float = _SGD["lr"].default
     weight_decay: float = _SGD["weight_decay"].default
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", self.lr, "must be positive")
-        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+        check_sgd_arguments(self.lr, weight_decay=self.weight_decay)
 
 
 @dataclass
@@ -90,16 +107,15 @@ class SGDConfig(OptimizerConfig):
     momentum: float = _SGD["momentum"].default
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        check(0 <= self.momentum < 1, "momentum", self.momentum, "must be in [0, 1)")
+        check_sgd_arguments(self.lr, self.momentum, self.weight_decay)
 
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     """``optimizer=adamw``: AdamW, for short runs where the paper's SGD has no time to start."""
 
-    betas: tuple[float, float] = (0.9, 0.999)
-    fused: bool | None = None
+    betas: tuple[float, float] = _ADAMW["betas"].default
+    fused: bool | None = _ADAMW["fused"].default
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -107,11 +123,9 @@ class AdamConfig(OptimizerConfig):
 
 
 @dataclass
-class PlateauConfig:
+class PlateauConfig(FactoryConfig):
     """``scheduler=plateau``: the paper's drop of the learning rate on a validation plateau."""
 
-    _target_: str = "lit_alexnet.PlateauDecay"
-    _partial_: bool = True
     factor: float = _PLATEAU["factor"].default
     patience: int = _PLATEAU["patience"].default
     threshold: float = _PLATEAU["threshold"].default
@@ -119,24 +133,15 @@ class PlateauConfig:
     stop_after_last: bool = _PLATEAU["stop_after_last"].default
 
     def __post_init__(self) -> None:
-        check(0 < self.factor < 1, "factor", self.factor, "must be in (0, 1)")
-        check(self.patience >= 0, "patience", self.patience, "must be >= 0")
-        check(
-            self.max_reductions >= 0,
-            "max_reductions",
-            self.max_reductions,
-            "must be >= 0",
-        )
+        check_plateau_arguments(self.factor, self.patience, self.max_reductions)
 
 
 @dataclass
-class OneCycleConfig:
+class OneCycleConfig(FactoryConfig):
     """``scheduler=onecycle``: warm up to ``max_lr`` then anneal, over the whole run."""
 
-    _target_: str = "torch.optim.lr_scheduler.OneCycleLR"
-    _partial_: bool = True
     max_lr: float = MISSING
-    pct_start: float = 0.25
+    pct_start: float = MISSING
 
     def __post_init__(self) -> None:
         check(self.max_lr > 0, "max_lr", self.max_lr, "must be positive")
@@ -150,7 +155,7 @@ class DataConfig:
     _target_: str = MISSING
     # auto: DALI where it is installed, else torchvision.
     backend: str = "auto"
-    batch_size: int = 128
+    batch_size: int = BATCH_SIZE
     mean: str = "image"
     lighting_std: float = LIGHTING_STD
     val_views: str = "center"
@@ -174,21 +179,31 @@ class DataConfig:
 
 
 @dataclass
-class FolderDataConfig(DataConfig):
-    """``data=folder`` or ``data=imagenet``: an ImageFolder root on disk."""
+class RootDataConfig(DataConfig):
+    """A dataset on disk under ``data.root``, which must be a folder."""
 
-    _target_: str = "lit_alexnet.data.backends.folder_datamodule"
     root: str = MISSING
-    # For a flat root/val folder (ImageNet's): "path label" lines or one label per line.
-    val_labels: str | None = None
+    # The refusal of a root that is not a folder ends "point it at a root {holds}".
+    holds: ClassVar[str]
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not Path(self.root).expanduser().is_dir():
             raise Missing(
-                f"data.root={self.root!r} is not a folder: point it at a root holding "
-                "train/<class>/*.jpg and val/<class>/*.jpg"
+                f"data.root={self.root!r} is not a folder: point it at a root {self.holds}"
             )
+
+
+@dataclass
+class FolderDataConfig(RootDataConfig):
+    """``data=folder`` or ``data=imagenet``: an ImageFolder root on disk."""
+
+    holds = "holding train/<class>/*.jpg and val/<class>/*.jpg"
+    # For a flat root/val folder (ImageNet's): "path label" lines or one label per line.
+    val_labels: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if (Path(self.root).expanduser() / SHARDS_INDEX).is_file():
             raise Invalid(
                 f"data.root={self.root!r} holds webdataset shards, not class folders: read it "
@@ -199,26 +214,16 @@ class FolderDataConfig(DataConfig):
 
 
 @dataclass
-class ShardsDataConfig(DataConfig):
+class ShardsDataConfig(RootDataConfig):
     """``data=shards``: webdataset tar shards written by ``prepare --format shards``."""
 
-    _target_: str = "lit_alexnet.data.shards.shards_datamodule"
-    root: str = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not Path(self.root).expanduser().is_dir():
-            raise Missing(
-                f"data.root={self.root!r} is not a folder: point it at a root written by "
-                "`python -m lit_alexnet.data.prepare SRC DST --format shards`"
-            )
+    holds = "written by `python -m lit_alexnet.data.prepare SRC DST --format shards`"
 
 
 @dataclass
 class BuiltinDataConfig(DataConfig):
     """``data=builtin``: the generated dataset of shapes and textures."""
 
-    _target_: str = "lit_alexnet.data.backends.builtin_datamodule"
     cache_dir: str = MISSING
     num_classes: int = _SPEC.num_classes
     train_per_class: int = _SPEC.train_per_class
@@ -235,13 +240,13 @@ class TrainerConfig:
     """``trainer``: :class:`lightning.pytorch.Trainer`'s arguments, typed, so that
     ``trainer.max_epochs=ten`` fails while composing; add others with ``+trainer.KEY=...``."""
 
-    _target_: str = "lightning.pytorch.Trainer"
+    _target_: str = MISSING
     default_root_dir: str | None = None
-    accelerator: str = "auto"
-    devices: Any = 1  # a count, a list of indices or "auto"
+    accelerator: str = MISSING
+    devices: Any = MISSING  # a count, a list of indices or "auto"
     num_nodes: int = 1
     # "auto" (lit_alexnet.precision) or one of Lightning's: 32-true, bf16-mixed, 16-mixed, ...
-    precision: str = "auto"
+    precision: str = MISSING
     max_epochs: int | None = None
     max_steps: int = -1
     check_val_every_n_epoch: int | None = 1
@@ -283,14 +288,15 @@ class TrainConfig:
     scheduler: Any = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     # "auto" or a Strategy's config (conf/strategy/).
-    strategy: Any = "auto"
+    strategy: Any = MISSING
     logger: Any = None
     callbacks: Any = None
     paths: Any = MISSING
-    seed: int | None = 0
-    ckpt_path: str | None = None
-    test: bool = False
-    task_name: str = "train"
+    # Set (and explained) in train.yaml.
+    seed: int | None = MISSING
+    ckpt_path: str | None = MISSING
+    test: bool = MISSING
+    task_name: str = MISSING
 
 
 def register_configs() -> None:

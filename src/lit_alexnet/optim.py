@@ -10,6 +10,16 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from lit_alexnet.checks import check
+
+
+def check_sgd_arguments(lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+    """Refuse what :class:`PaperSGD` cannot take, naming the argument; the optimizer schemas'
+    check too (lr and weight decay alone for an optimiser without momentum)."""
+    check(lr > 0, "lr", lr, "must be positive")
+    check(0 <= momentum < 1, "momentum", momentum, "must be in [0, 1)")
+    check(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0")
+
 
 class PaperSGD(Optimizer):
     """Stochastic gradient descent with the paper's update rule (section 5).
@@ -29,12 +39,7 @@ class PaperSGD(Optimizer):
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
     ) -> None:
-        if lr <= 0.0:
-            raise ValueError(f"lr={lr!r} must be positive")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum={momentum!r} must be in [0, 1)")
-        if weight_decay < 0.0:
-            raise ValueError(f"weight_decay={weight_decay!r} must be non-negative")
+        check_sgd_arguments(lr, momentum, weight_decay)
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
     @torch.no_grad()
@@ -64,6 +69,14 @@ class PaperSGD(Optimizer):
         return loss
 
 
+def check_plateau_arguments(factor: float, patience: int, max_reductions: int) -> None:
+    """Refuse what :class:`PlateauDecay` cannot take, naming the argument; ``scheduler=plateau``'s
+    check too."""
+    check(0 < factor < 1, "factor", factor, "must be in (0, 1)")
+    check(patience >= 0, "patience", patience, "must be >= 0")
+    check(max_reductions >= 0, "max_reductions", max_reductions, "must be >= 0")
+
+
 class PlateauDecay(ReduceLROnPlateau):
     """Divide the learning rate by ``1/factor`` when the monitored error stops improving.
 
@@ -84,8 +97,7 @@ class PlateauDecay(ReduceLROnPlateau):
         cooldown: int = 0,
         stop_after_last: bool = False,
     ) -> None:
-        if max_reductions < 0:
-            raise ValueError(f"max_reductions={max_reductions!r} must be non-negative")
+        check_plateau_arguments(factor, patience, max_reductions)
         self.max_reductions = max_reductions
         self.reductions = 0
         self.stop_after_last = stop_after_last

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from lit_alexnet.checks import check, check_choice
-from lit_alexnet.nn.lrn import LocalResponseNorm
+from lit_alexnet.nn import lrn
+from lit_alexnet.nn.lrn import LocalResponseNorm, check_lrn_arguments
 
 INPUT_SIZE = 224
 CONV1 = dict(kernel_size=11, stride=4, padding=2)  # padding 2 gives the paper's 55x55 maps
@@ -79,20 +80,19 @@ class Norm:
     """Normalisation after conv1 and conv2: the paper's LRN (section 3.3), none, or batch norm.
 
     ``b = a / (k + alpha * sum of a^2 over size neighbouring maps) ** beta``, with the paper's
-    figures as defaults; they are unused by ``"none"`` and ``"batch"``.
+    figures (:mod:`lit_alexnet.nn.lrn`'s) as defaults; they are unused by ``"none"`` and
+    ``"batch"``.
     """
 
     name: str = "lrn"
-    size: int = 5
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 2.0
+    size: int = lrn.SIZE
+    alpha: float = lrn.ALPHA
+    beta: float = lrn.BETA
+    k: float = lrn.K
 
     def __post_init__(self) -> None:
         check_choice("name", self.name, NORMS)
-        check(self.size >= 1, "size", self.size, "must be a positive number of maps")
-        check(self.alpha >= 0, "alpha", self.alpha, "must be non-negative")
-        check(self.k > 0, "k", self.k, "must be positive")
+        check_lrn_arguments(self.size, self.alpha, self.beta, self.k)
 
     def layer(self, channels: int) -> nn.Module:
         """The normalisation layer for ``channels`` maps of one tower."""

@@ -27,7 +27,23 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["LocalResponseNorm", "local_response_norm"]
+from lit_alexnet.checks import check
+
+__all__ = [
+    "ALPHA",
+    "BETA",
+    "SIZE",
+    "K",
+    "LocalResponseNorm",
+    "check_lrn_arguments",
+    "local_response_norm",
+]
+
+# Section 3.3's constants: the defaults here and of :class:`lit_alexnet.nn.Norm`.
+SIZE = 5  # n, the number of adjacent maps summed over
+ALPHA = 1e-4  # times the sum of squares (the paper's convention, not torch's alpha / n)
+BETA = 0.75
+K = 2.0
 
 # Low-precision inputs are normalised in float32: in bfloat16 the denominator (about 2)
 # would keep only ~2 significant digits, and the windowed sum of squares loses more.
@@ -103,10 +119,10 @@ class _LRNFunction(torch.autograd.Function):
 
 
 def local_response_norm(
-    input: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0
+    input: Tensor, size: int = SIZE, alpha: float = ALPHA, beta: float = BETA, k: float = K
 ) -> Tensor:
     """Functional form of :class:`LocalResponseNorm` (paper convention: alpha times the sum)."""
-    _check_args(size, alpha, beta, k)
+    check_lrn_arguments(size, alpha, beta, k)
     if input.dim() < 3:
         raise ValueError(
             f"local_response_norm expects an input of shape (N, C, ...) with at least 3 "
@@ -123,21 +139,19 @@ def local_response_norm(
     return result
 
 
-def _check_args(size: int, alpha: float, beta: float, k: float) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size={size!r} must be a positive integer (the paper uses n=5)")
+def check_lrn_arguments(size: int, alpha: float, beta: float, k: float) -> None:
+    """Refuse what no LRN has, naming the argument: the one check of :class:`LocalResponseNorm`,
+    :func:`local_response_norm` and :class:`lit_alexnet.nn.Norm` (so of ``model.net.norm``)."""
+    integer = isinstance(size, int) and not isinstance(size, bool)
+    check(integer and size >= 1, "size", size, f"must be a positive integer (the paper's n={SIZE})")
     for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name}={value!r} must be a real number")
-        if not math.isfinite(value):
-            raise ValueError(f"{name}={value!r} must be finite")
-    if alpha < 0:
-        raise ValueError(f"alpha={alpha!r} must be >= 0")
-    if beta < 0:
-        raise ValueError(f"beta={beta!r} must be >= 0")
-    if k <= 0:
-        # k > 0 keeps the denominator positive, so an all-zero window cannot give 0/0.
-        raise ValueError(f"k={k!r} must be > 0")
+        real = isinstance(value, int | float) and not isinstance(value, bool)
+        check(real, name, value, "must be a real number")
+        check(math.isfinite(value), name, value, "must be finite")
+    check(alpha >= 0, "alpha", alpha, "must be >= 0")
+    check(beta >= 0, "beta", beta, "must be >= 0")
+    # k > 0 keeps the denominator positive, so an all-zero window cannot give 0/0.
+    check(k > 0, "k", k, "must be > 0")
 
 
 class LocalResponseNorm(nn.Module):
@@ -150,7 +164,8 @@ class LocalResponseNorm(nn.Module):
     Alpha convention: ``alpha`` multiplies the window *sum*, as printed. PyTorch's
     :class:`torch.nn.LocalResponseNorm`, Caffe and cuda-convnet multiply the sum by
     ``alpha / n``; so this module equals ``torch.nn.LocalResponseNorm(size, alpha * size,
-    beta, k)``. The paper's values are the defaults: ``n=5, alpha=1e-4, beta=0.75, k=2``.
+    beta, k)``. The paper's values are the defaults (:data:`SIZE`, :data:`ALPHA`, :data:`BETA`,
+    :data:`K`).
 
     The window is clipped at the first and last channel (it never wraps and never reads
     outside the given tensor), so applying the module to each tower's maps keeps the
@@ -164,9 +179,11 @@ class LocalResponseNorm(nn.Module):
         k: additive constant (> 0).
     """
 
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+    def __init__(
+        self, size: int = SIZE, alpha: float = ALPHA, beta: float = BETA, k: float = K
+    ) -> None:
         super().__init__()
-        _check_args(size, alpha, beta, k)
+        check_lrn_arguments(size, alpha, beta, k)
         self.size = size
         self.alpha = float(alpha)
         self.beta = float(beta)
