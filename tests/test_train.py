@@ -244,6 +244,32 @@ def test_a_refused_config_leaves_no_output_folder(tmp_path: Path, cache_dir: Pat
     assert not (tmp_path / "outputs").exists(), list(tmp_path.rglob("*"))
 
 
+def test_a_refused_config_never_removes_the_working_directory(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    # hydra.run.dir right below an empty working directory: only the job folder goes.
+    cwd = tmp_path / "empty"
+    cwd.mkdir()
+    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lit_alexnet.train",
+            "+experiment=smoke",
+            "data.batch_size=0",
+            "hydra.run.dir=job",
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert cwd.is_dir() and not (cwd / "job").exists()
+
+
 def _jpeg_root(root: Path, layout: dict[str, list[str]]) -> Path:
     """A folder dataset of real 64x64 JPEGs: ``{"train": ["a", "b"], "val": [...]}``."""
     from PIL import Image

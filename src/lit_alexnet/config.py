@@ -23,9 +23,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from lit_alexnet.checks import Invalid, Missing, check
+from lit_alexnet.data.backends import folder_datamodule
+from lit_alexnet.data.base import FolderDataModule
 from lit_alexnet.data.builtin import BuiltinSpec
-from lit_alexnet.data.choices import BATCH_SIZE, LIGHTING_STD, check_data_options
+from lit_alexnet.data.choices import check_data_options
+from lit_alexnet.data.dali import DaliImageDataModule
 from lit_alexnet.data.formats import SHARDS_INDEX
+from lit_alexnet.data.torchvision import ImageFolderDataModule
 from lit_alexnet.nn.alexnet import AlexNet, Norm, Pooling, check_arguments
 from lit_alexnet.optim import (
     PaperSGD,
@@ -52,6 +56,11 @@ _SGD = inspect.signature(PaperSGD).parameters
 _PLATEAU = inspect.signature(PlateauDecay).parameters
 _ADAMW = inspect.signature(torch.optim.AdamW).parameters
 _SPEC = BuiltinSpec()
+# The data config's defaults are the datamodules'.
+_FACTORY = inspect.signature(folder_datamodule).parameters
+_FOLDER = inspect.signature(FolderDataModule).parameters
+_DALI = inspect.signature(DaliImageDataModule).parameters
+_TORCHVISION = inspect.signature(ImageFolderDataModule).parameters
 
 
 @dataclass
@@ -154,25 +163,25 @@ class DataConfig:
 
     _target_: str = MISSING
     # auto: DALI where it is installed, else torchvision.
-    backend: str = "auto"
-    batch_size: int = BATCH_SIZE
-    mean: str = "image"
-    lighting_std: float = LIGHTING_STD
-    val_views: str = "center"
-    test_views: str = "ten_crop"
+    backend: str = _FACTORY["backend"].default
+    batch_size: int = _FOLDER["batch_size"].default
+    mean: str = _FOLDER["mean"].default
+    lighting_std: float = _FOLDER["lighting_std"].default
+    val_views: str = _FOLDER["val_views"].default
+    test_views: str = _FOLDER["test_views"].default
     # A file written by `python -m lit_alexnet.stats`; null: <root>/stats.npz, else computed on
     # first use from a sample of the training set and cached; "imagenet": the published figures.
-    stats: str | None = None
-    verify: str = "fast"
-    bad_files: str = "skip"
+    stats: str | None = _FOLDER["stats"].default
+    verify: str = _FOLDER["verify"].default
+    bad_files: str = _FOLDER["bad_files"].default
     # DALI only.
-    device: str = "auto"
-    num_threads: int | None = None
-    channels_last: bool = False
-    pipeline_seed: int | None = None
+    device: str = _DALI["device"].default
+    num_threads: int | None = _DALI["num_threads"].default
+    channels_last: bool = _DALI["channels_last"].default
+    pipeline_seed: int | None = _DALI["pipeline_seed"].default
     # torchvision only.
-    num_workers: int | None = None
-    pin_memory: bool = False
+    num_workers: int | None = _TORCHVISION["num_workers"].default
+    pin_memory: bool = _TORCHVISION["pin_memory"].default
 
     def __post_init__(self) -> None:
         check_data_options(**{f.name: getattr(self, f.name) for f in fields(self)})

@@ -215,8 +215,8 @@ def _test(
 @contextmanager
 def _removed_if_refused(job_dir: Path) -> Iterator[None]:
     """Delete a job folder holding only what Hydra wrote (its config and log), and the
-    folders above it that this leaves empty, when the block raises: a refused config leaves
-    nothing behind."""
+    folders above it that this leaves empty inside the working directory (Hydra's
+    ``outputs/<date>``), when the block raises: a refused config leaves nothing behind."""
     try:
         yield
     except BaseException:
@@ -224,7 +224,10 @@ def _removed_if_refused(job_dir: Path) -> Iterator[None]:
             p.name == ".hydra" or p.suffix == ".log" for p in job_dir.iterdir()
         ):
             shutil.rmtree(job_dir, ignore_errors=True)
-            for parent in list(job_dir.parents)[:2]:
+            cwd = Path.cwd().resolve()
+            for parent in list(job_dir.resolve().parents)[:2]:
+                if parent == cwd or not parent.is_relative_to(cwd):
+                    break
                 try:
                     parent.rmdir()  # only if empty
                 except OSError:
