@@ -6,6 +6,7 @@ import io
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from lit_alexnet.bench import photos
 from lit_alexnet.bench.__main__ import main
 from lit_alexnet.bench.data import default_worker_counts, run_data_benchmark
 from lit_alexnet.bench.photos import PHOTO_SIZE, ensure_photo_dataset, photo_dirname, render_photo
+from lit_alexnet.bench.timing import Timer
 from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data.folders import scan_split
 from lit_alexnet.data.formats import STATS_FILENAME, DatasetStats
@@ -103,8 +105,30 @@ def test_subset_is_evenly_spread(tmp_path: Path) -> None:
     assert bench_data._subset(images, 50) is images
 
 
+def test_timed_rounds_take_turns_in_rotated_order_after_untimed_warmup() -> None:
+    order: list[str] = []
+
+    def job(name: str, items: int) -> Callable[[], int]:
+        def run() -> int:
+            order.append(name)
+            time.sleep(0.02)
+            return items
+
+        return run
+
+    timers = Timer.rounds({"a": job("a", 2), "b": job("b", 4)}, rounds=3, warmup=1)
+    assert order == ["b", "a", "a", "b", "b", "a", "a", "b"]  # warm-up round first
+    a, b = timers["a"], timers["b"]
+    assert len(a.seconds) == 3 and a.items == [2, 2, 2] and b.items == [4, 4, 4]
+    assert 0.02 <= a.min_s <= a.median_s < 1.0
+    assert a.per_s == pytest.approx(2 / a.median_s)
+    assert a.rates == pytest.approx([2 / s for s in a.seconds])
+    with pytest.raises(RuntimeError, match="without a start"):
+        a.stop()
+
+
 def test_idle_wait_counts_background_work() -> None:
-    assert bench_data._idle_since(cuda=False) - time.perf_counter() < 1.0
+    assert bench_data.idle_since() - time.perf_counter() < 1.0
     done = threading.Event()
 
     def spin() -> None:
@@ -115,7 +139,7 @@ def test_idle_wait_counts_background_work() -> None:
 
     start = time.perf_counter()
     threading.Thread(target=spin).start()
-    quiet = bench_data._idle_since(cuda=False)
+    quiet = bench_data.idle_since()
     assert done.is_set()
     assert quiet - start >= 0.25  # waited for the thread, and dated the quiet after it
 
@@ -220,7 +244,7 @@ def test_a_prepared_root_must_hold_the_same_images(tmp_path: Path) -> None:
 @pytest.mark.dali
 def test_shards_are_timed_on_a_whole_split_only(tmp_path: Path) -> None:
     root = ensure_photo_dataset(tmp_path, 4)
-    shards = bench_data.ensure_shards(root, tmp_path)
+    shards = bench_data.ensure_prepared(root, tmp_path, shards=True)
     settings = {"batch_size": 2, "repeats": 1, "warmup": 0, "workers": [0], "threads": [1]}
     with pytest.raises(Invalid, match="holds 4 training images, the benchmark reads 3 of 4"):
         run_data_benchmark(root, device="cpu", images=3, shards=shards, **settings)

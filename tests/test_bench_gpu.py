@@ -7,6 +7,7 @@ strategy) is checked here on the CPU, where it runs the same code a GPU run does
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,16 +23,16 @@ from torch import nn
 from lit_alexnet import LitAlexNet, TwoDeviceModelParallelStrategy
 from lit_alexnet.bench import gpu
 from lit_alexnet.bench.gpu import (
+    END_TO_END,
     PARTS,
+    STEP_BF16,
+    STEP_FP32,
     GpuBenchSettings,
-    PartResult,
     Target,
-    end_to_end_ratio,
     fit_images_per_second,
     format_gpu_report,
-    pytest_summary,
     run_gpu_benchmark,
-    step_time_ratio,
+    targets,
 )
 from lit_alexnet.bench.model import PAPER, TORCHVISION, format_model_results
 from lit_alexnet.job import build_model
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from conftest import Composer
 
 CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------- the command
@@ -77,23 +79,22 @@ def test_bad_settings_are_refused_with_exit_status_2(capsys: pytest.CaptureFixtu
     assert "fit_warmup" in capsys.readouterr().err
 
 
-def _fake_step(
-    name: str,
-    settings: GpuBenchSettings,
-    device: torch.device,
-    precision: str,
-    channels_last: bool,
-    figures: dict[str, Any],
-) -> PartResult:
-    # fp32: ours 11 ms against torchvision's 10 ms; bf16: 5 ms against 5 ms, 1000 images/s.
-    ours, theirs = (11.0, 10.0) if precision == "32" else (5.0, 5.0)
-    figures[name] = {
+def _step_figures(ours: float, theirs: float) -> dict[str, Any]:
+    """A model-step part's figures: 5 images per step, steps of ``ours`` and ``theirs`` ms."""
+    return {
         "models": {
             PAPER: {"ms_median": ours, "images_per_s": 5000 / ours},
             TORCHVISION: {"ms_median": theirs, "images_per_s": 5000 / theirs},
         }
     }
-    return PartResult(name, "ok", "figures")
+
+
+def _fake_step(
+    name: str, settings: GpuBenchSettings, device: torch.device, figures: dict[str, Any]
+) -> str:
+    # fp32: ours 11 ms against torchvision's 10 ms; bf16: 5 ms against 5 ms, 1000 images/s.
+    figures[name] = _step_figures(11.0, 10.0) if name == STEP_FP32 else _step_figures(5.0, 5.0)
+    return "figures"
 
 
 class _FakeTimer:
@@ -106,26 +107,30 @@ def test_on_a_gpu_a_failing_part_is_an_error_the_others_run_and_targets_are_judg
 ) -> None:
     """The orchestration of a GPU run, with the measurements themselves replaced."""
 
-    def boom(*args: Any) -> PartResult:
+    def boom(*args: Any) -> str:
         raise RuntimeError("boom\nsecond line")
+
+    def against_plain(name: str, *args: Any) -> str:
+        if name == gpu.COMPILE:
+            return "1.2x"
+        raise RuntimeError("boom\nsecond line")  # the two-device part
 
     machine = gpu.machine_description()  # this CPU's: the real one asks CUDA about the GPU
     monkeypatch.setattr(gpu, "machine_description", lambda: machine)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake H100")
-    monkeypatch.setattr(gpu, "_gpu_tests", boom)
     monkeypatch.setattr(gpu, "_step_part", _fake_step)
-    monkeypatch.setattr(gpu, "_dali_part", lambda *a: PartResult(gpu.DALI, "ok", "fast"))
+    monkeypatch.setattr(gpu, "_dali_part", boom)
     monkeypatch.setattr("lit_alexnet.bench.photos.ensure_photo_dataset", lambda *a: tmp_path)
     monkeypatch.setattr(gpu, "end_to_end_fit", lambda *a, **k: _FakeTimer())  # the real part
-    monkeypatch.setattr(gpu, "_compile_part", lambda *a: PartResult(gpu.COMPILE, "ok", "1.2x"))
-    monkeypatch.setattr(gpu, "_two_device_part", boom)
+    monkeypatch.setattr(gpu, "_against_plain", against_plain)
 
     report = run_gpu_benchmark(GpuBenchSettings())
     text = format_gpu_report(report)
     assert report.exit_status == 1
     assert [p.name for p in report.parts] == list(PARTS)
-    assert "gpu tests: error: RuntimeError: boom" in text.splitlines()
+    assert "DALI mixed decoding: error: RuntimeError: boom" in text.splitlines()
+    assert "model.compile: 1.2x" in text.splitlines()
     assert "two-device strategy: error: RuntimeError: boom" in text.splitlines()
     assert "end-to-end fit: 800 images/s against 1000 model-only" in text
     # 11 / 10 = 1.10 and 5 / 5 = 1.00 (<= 1.10); 800 / 1000 = 0.80 (>= 0.80).
@@ -133,19 +138,64 @@ def test_on_a_gpu_a_failing_part_is_an_error_the_others_run_and_targets_are_judg
         "ours/torchvision step-time ratio, fp32: 1.10 (target <= 1.10): met",
         "ours/torchvision step-time ratio, bf16 channels-last: 1.00 (target <= 1.10): met",
         "end-to-end/model-only images-per-second ratio: 0.80 (target >= 0.80): met",
-        "errors in: gpu tests, two-device strategy",
+        "errors in: DALI mixed decoding, two-device strategy",
     ]
     markdown = format_gpu_report(report, markdown=True)
     assert "- GPU: Fake H100" in markdown
-    assert "## Targets" in markdown and "- errors in: gpu tests, two-device strategy" in markdown
+    assert "## Targets" in markdown
+    assert "- errors in: DALI mixed decoding, two-device strategy" in markdown
+
+
+class _Session:
+    """What the nox gpu session calls of a nox.Session, recorded."""
+
+    def __init__(self, fail_tests: bool) -> None:
+        self.posargs = ["--images", "8"]
+        self.fail_tests = fail_tests
+        self.runs: list[tuple[str, ...]] = []
+
+    def install(self, *args: str) -> None:
+        pass
+
+    def run(self, *args: str, **kwargs: Any) -> None:
+        import nox.command
+
+        self.runs.append(args)
+        if args[0] == "pytest" and self.fail_tests:
+            raise nox.command.CommandFailed("1 failed")
+
+    def error(self, message: str) -> None:
+        raise RuntimeError(message)  # as nox's ends the session, failed
+
+
+@pytest.mark.parametrize("fail_tests", [False, True])
+def test_nox_gpu_runs_the_gpu_tests_then_every_measurement(fail_tests: bool) -> None:
+    pytest.importorskip("nox")
+    spec = importlib.util.spec_from_file_location("noxfile", ROOT / "noxfile.py")
+    assert spec is not None and spec.loader is not None
+    noxfile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(noxfile)
+    session = _Session(fail_tests)
+    if fail_tests:  # measured all the same, and the session fails
+        with pytest.raises(RuntimeError, match="gpu-marked tests failed"):
+            noxfile.gpu(session)
+    else:
+        noxfile.gpu(session)
+    tests, bench = session.runs
+    assert tests[:3] == ("pytest", "-m", "gpu")
+    command = ("python", "-m", "lit_alexnet.bench", "gpu", "--output", "benchmarks/gpu.md")
+    assert bench == (*command, "--images", "8")
 
 
 # ----------------------------------------------------------------------------- pure logic
 
 
 def test_ratios_are_ours_over_theirs() -> None:
-    assert end_to_end_ratio(4000.0, 5000.0) == pytest.approx(0.80)
-    assert step_time_ratio(11.0, 10.0) == pytest.approx(1.10)
+    figures = {STEP_FP32: _step_figures(11.0, 10.0), STEP_BF16: _step_figures(1.0, 2.0)}
+    figures[END_TO_END] = 4000.0  # images/s, against 5000 model-only in bf16
+    values = [target.value for target in targets(figures)]
+    assert values == pytest.approx([1.10, 0.50, 0.80])
+    assert [target.value for target in targets({STEP_BF16: figures[STEP_BF16]})] == [0.5]
 
 
 @pytest.mark.parametrize(
@@ -160,22 +210,6 @@ def test_ratios_are_ours_over_theirs() -> None:
 )
 def test_a_target_line_gives_the_value_the_bound_and_the_verdict(target: Target, line: str) -> None:
     assert target.line == line
-
-
-@pytest.mark.parametrize(
-    ("output", "summary"),
-    [
-        (
-            "tests/a.py ..s\n== slowest 10 durations ==\n2.50s call tests/a.py::t\n"
-            "===== 2 passed, 1 skipped, 400 deselected in 12.31s =====\n",
-            "2 passed, 1 skipped, 400 deselected in 12.31s",
-        ),
-        ("1 failed, 3 passed in 0.52s\n", "1 failed, 3 passed in 0.52s"),
-        ("ERROR: usage\n", None),
-    ],
-)
-def test_pytest_summary_is_the_final_count_line(output: str, summary: str | None) -> None:
-    assert pytest_summary(output) == summary
 
 
 def test_a_model_report_of_a_gpu_run_names_the_gpu_and_a_cpu_report_does_not() -> None:

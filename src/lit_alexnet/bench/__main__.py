@@ -5,53 +5,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-
-def _add_model_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "model",
-        help="time a training step of AlexNet vs torchvision's alexnet",
-        description="Time forward + loss + backward + SGD of the paper's AlexNet, the same net "
-        "with torch.nn.LocalResponseNorm, and torchvision's alexnet, interleaved.",
-    )
-    p.add_argument("--batch-size", type=int, default=16, help="images per step (default 16)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per net (default 10)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per net (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument(
-        "--precision", choices=("32", "bf16"), default="32", help="float32 or bf16 autocast"
-    )
-    p.add_argument("--channels-last", action="store_true", help="NHWC batches (the quickstart's)")
-    p.add_argument(
-        "--optimizer", choices=("sgd", "adamw"), default="sgd", help="section 5's or fused AdamW"
-    )
-    p.add_argument(
-        "--device", default="cpu", help="where the nets run: cpu (default), cuda or cuda:N"
-    )
-    p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
-    p.set_defaults(run=_run_model)
-
-
-def _run_model(args: argparse.Namespace) -> int:
-    from lit_alexnet.bench.model import format_model_results, run_model_benchmark
-
-    results = run_model_benchmark(
-        args.batch_size,
-        args.steps,
-        args.warmup,
-        args.threads,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        optimizer=args.optimizer,
-        device=args.device,
-    )
-    print(format_model_results(results))
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(format_model_results(results, markdown=True), encoding="utf-8")
-    return 0
+from typing import Any
 
 
 def _counts(text: str) -> list[int]:
@@ -64,160 +20,132 @@ def _counts(text: str) -> list[int]:
     return counts
 
 
-def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+def _command(commands: Any, name: str, what: str, run: Callable[..., int]) -> Any:
+    """A subcommand that runs ``run`` and can write its report to ``--output``."""
+    command = commands.add_parser(name, help=what, description=what)
+    command.add_argument("--output", type=Path, help="also write a markdown report here")
+    command.set_defaults(run=run)
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    # Each benchmark is imported when it runs, so that --help answers at once.
+    parser = argparse.ArgumentParser(prog="python -m lit_alexnet.bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model = _command(
+        commands,
+        "model",
+        "time a training step of AlexNet, the same with torch's LRN, and torchvision's alexnet",
+        _run_model,
+    )
+    model.add_argument("--batch-size", type=int, default=16, help="images per step (16)")
+    model.add_argument("--steps", type=int, default=10, help="timed steps per net (10)")
+    model.add_argument("--warmup", type=int, default=3, help="untimed steps per net first (3)")
+    model.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    model.add_argument("--precision", choices=("32", "bf16"), default="32", help="bf16: autocast")
+    model.add_argument("--channels-last", action="store_true", help="NHWC batches, as DALI's")
+    model.add_argument(
+        "--optimizer", choices=("sgd", "adamw"), default="sgd", help="section 5's; quickstart's"
+    )
+    model.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    data = _command(
+        commands,
         "data",
-        help="images per second of the DALI pipeline vs torchvision's DataLoader",
-        description="Time whole training epochs of the DALI pipeline and of torchvision's "
-        "DataLoader (several worker counts) on the same JPEG folder with the same "
-        "augmentation, interleaved; the last line is DALI's images per second over the best "
-        "DataLoader's.",
+        "images per second of DALI and torchvision's DataLoader on the same JPEGs, raw and "
+        "prepared at 256x256; the last line is DALI's over the best DataLoader's",
+        _run_data,
     )
-    source = p.add_mutually_exclusive_group()
-    source.add_argument(
-        "--root", type=Path, default=None, help="a dataset root with train/<class>/*.jpg"
-    )
+    source = data.add_mutually_exclusive_group()
+    source.add_argument("--root", type=Path, help="a dataset root with train/<class>/*.jpg")
     source.add_argument(
         "--kind",
-        choices=("builtin", "photo"),  # lit_alexnet.bench.data.KINDS; importing it is slow
+        choices=("builtin", "photo"),  # bench.data.KINDS, whose import is slow
         default="builtin",
         help="generated data: the built-in dataset (default) or photo-like 500x375 JPEGs",
     )
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="where generated data lives (default $LIT_ALEXNET_CACHE or ~/.cache/lit_alexnet)",
+    data.add_argument("--images", type=int, default=1024, help="images per epoch (1024)")
+    data.add_argument("--batch-size", type=int, default=64, help="images per batch (64)")
+    data.add_argument("--repeats", type=int, default=5, help="timed epochs per loader (5)")
+    data.add_argument("--warmup", type=int, default=1, help="untimed epochs per loader (1)")
+    data.add_argument(
+        "--workers", type=_counts, help="DataLoader workers, e.g. 0,2,4 (default 0, 1, 2, 4, ...)"
     )
-    p.add_argument(
-        "--images",
-        type=int,
-        default=1024,
-        help="images per epoch: --kind photo generates this many, a root or the built-in "
-        "dataset gives at most this many, evenly spread (default 1024)",
-    )
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument("--repeats", type=int, default=5, help="timed epochs per loader (default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed epochs per loader (default 1)")
-    p.add_argument(
-        "--workers",
-        type=_counts,
-        default=None,
-        help="DataLoader worker counts to try, e.g. 0,2,4 (default 0, 1, 2, 4, ... up to the "
-        "usable cores, and one more)",
-    )
-    p.add_argument(
-        "--threads",
-        type=_counts,
-        default=None,
-        help="DALI CPU thread counts to try, e.g. 2,3 (default: the usable cores, and one more)",
-    )
-    p.add_argument(
-        "--device",
-        choices=("auto", "cpu", "gpu"),
-        default="auto",
-        help="where DALI decodes and augments (default auto: the GPU where there is one)",
-    )
-    p.add_argument(
+    data.add_argument("--threads", type=_counts, help="DALI threads (default: cores, cores + 1)")
+    data.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="DALI's")
+    data.add_argument(
         "--prepared",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also time both loaders on the 256x256 version of the same images, as a folder "
-        "and as webdataset shards, written by lit_alexnet.data.prepare (into the cache for "
-        "generated data; for --root, give --prepared-root and --shards-root); default on",
+        help="also time the images prepared at 256x256, as a folder and as shards (written "
+        "into the cache for generated data; for --root, give the two roots below)",
     )
-    p.add_argument(
-        "--prepared-root",
-        type=Path,
-        default=None,
-        help="the prepared version of --root (python -m lit_alexnet.data.prepare ROOT OUT)",
+    data.add_argument("--prepared-root", type=Path, help="--root as data.prepare writes it")
+    data.add_argument("--shards-root", type=Path, help="the same with --format shards")
+    gpu = _command(
+        commands,
+        "gpu",
+        "run and measure every GPU path in one go (each part says 'no GPU: skipped' without "
+        "one); exit status 1 if a part raised an error",
+        _run_gpu,
     )
-    p.add_argument(
-        "--shards-root",
-        type=Path,
-        default=None,
-        help="the same as shards (python -m lit_alexnet.data.prepare ROOT OUT --format shards)",
-    )
-    p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
-    p.set_defaults(run=_run_data)
+    gpu.add_argument("--batch-size", type=int, help="images per batch (default: the data's)")
+    gpu.add_argument("--images", type=int, default=1024, help="photos in the set (1024)")
+    gpu.add_argument("--steps", type=int, default=20, help="timed steps per net (20)")
+    gpu.add_argument("--fit-steps", type=int, default=300, help="end-to-end batches (300)")
+    for command in (data, gpu):
+        command.add_argument("--cache-dir", type=Path, help="default: $LIT_ALEXNET_CACHE")
+    return parser
+
+
+def _report(args: argparse.Namespace, format: Callable[..., str], results: Any) -> None:
+    """Print ``results``; with ``--output``, also write them there as markdown."""
+    print(format(results))
+    if args.output is not None:
+        command = shlex.join(["python", "-m", "lit_alexnet.bench", *args.argv])
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(format(results, markdown=True, command=command), encoding="utf-8")
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    from lit_alexnet.bench.model import format_model_results, run_model_benchmark
+
+    options = ("batch_size", "steps", "warmup", "threads", "precision", "channels_last")
+    kwargs = {name: getattr(args, name) for name in (*options, "optimizer", "device")}
+    _report(args, format_model_results, run_model_benchmark(**kwargs))
+    return 0
 
 
 def _run_data(args: argparse.Namespace) -> int:
-    from lit_alexnet.bench.data import format_data_results, run_data_benchmark
+    from lit_alexnet.bench.data import ensure_prepared, format_data_results, run_data_benchmark
     from lit_alexnet.bench.photos import ensure_photo_dataset
-    from lit_alexnet.data.builtin import default_cache_dir
+    from lit_alexnet.data.builtin import ensure_builtin_dataset
+    from lit_alexnet.data.cache import default_cache_dir
 
-    if args.root is not None:
-        root, kind = args.root, "root"
-    else:
-        cache = default_cache_dir() if args.cache_dir is None else args.cache_dir.expanduser()
+    cache = (args.cache_dir or default_cache_dir()).expanduser()
+    root, kind, prepared, shards = args.root, "root", args.prepared_root, args.shards_root
+    if root is None:
         kind = args.kind
         if kind == "photo":
             root = ensure_photo_dataset(cache, args.images)
         else:
-            from lit_alexnet.data.builtin import ensure_builtin_dataset
-
             root = ensure_builtin_dataset(cache)
-    prepared, shards = args.prepared_root, args.shards_root
-    if args.prepared and args.root is None:
-        from lit_alexnet.bench.data import ensure_prepared, ensure_shards
-
-        prepared, shards = ensure_prepared(root, cache), ensure_shards(root, cache)
+        if args.prepared:
+            prepared, shards = ensure_prepared(root, cache), ensure_prepared(root, cache, True)
+    options = ("images", "batch_size", "repeats", "warmup", "workers", "threads", "device")
     results = run_data_benchmark(
         root,
         kind=kind,
-        images=args.images,
-        batch_size=args.batch_size,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        workers=args.workers,
-        threads=args.threads,
-        device=args.device,
         prepared=prepared if args.prepared else None,
         shards=shards if args.prepared else None,
-        log=lambda line: print(line, file=sys.stderr, flush=True),
+        log=_log,
+        **{name: getattr(args, name) for name in options},
     )
-    print(format_data_results(results))
-    if args.output is not None:
-        command = shlex.join(["python", "-m", "lit_alexnet.bench", *args.argv])
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        report = format_data_results(results, markdown=True, command=command)
-        args.output.write_text(report, encoding="utf-8")
+    _report(args, format_data_results, results)
     return 0
-
-
-def _add_gpu_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "gpu",
-        help="run and measure every GPU path (each says 'no GPU: skipped' without one)",
-        description="In one go, under 10 minutes on one H100: the gpu-marked tests; a training "
-        "step of AlexNet vs torchvision's alexnet in fp32 and in bf16 channels-last; DALI mixed "
-        "decoding on photo-like JPEGs; an end-to-end fit against the model-only figure; "
-        "model.compile against eager; the two-device strategy on one GPU against the plain "
-        "model. Exit status 1 if a part raised an error; skipped parts are not errors.",
-    )
-    p.add_argument("--batch-size", type=int, default=128, help="images per batch (default 128)")
-    p.add_argument(
-        "--images", type=int, default=1024, help="photo-like JPEGs in the photo set (default 1024)"
-    )
-    p.add_argument(
-        "--steps", type=int, default=20, help="timed steps per net of the model parts (default 20)"
-    )
-    p.add_argument(
-        "--fit-steps",
-        type=int,
-        default=300,
-        help="batches of the end-to-end fit, of which the first 50 are not timed (default 300)",
-    )
-    p.add_argument("--no-tests", action="store_true", help="leave out the gpu-marked tests")
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="where the photo set lives (default $LIT_ALEXNET_CACHE or ~/.cache/lit_alexnet)",
-    )
-    p.add_argument("--output", type=Path, default=None, help="also write a markdown report here")
-    p.set_defaults(run=_run_gpu)
 
 
 def _run_gpu(args: argparse.Namespace) -> int:
@@ -225,36 +153,22 @@ def _run_gpu(args: argparse.Namespace) -> int:
     from lit_alexnet.console import quiet_console
 
     quiet_console(wandb_offline=True)
+    chosen = {"images": args.images, "model_steps": args.steps, "fit_steps": args.fit_steps}
+    if args.batch_size is not None:
+        chosen["batch_size"] = args.batch_size
     try:
-        settings = GpuBenchSettings(
-            batch_size=args.batch_size,
-            images=args.images,
-            model_steps=args.steps,
-            fit_steps=args.fit_steps,
-            run_tests=not args.no_tests,
-            cache_dir=None if args.cache_dir is None else args.cache_dir.expanduser(),
-        )
+        settings = GpuBenchSettings(cache_dir=args.cache_dir, **chosen)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = run_gpu_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
-    print(format_gpu_report(report))
-    if args.output is not None:
-        command = shlex.join(["python", "-m", "lit_alexnet.bench", *args.argv])
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        text = format_gpu_report(report, markdown=True, command=command)
-        args.output.write_text(text, encoding="utf-8")
+    report = run_gpu_benchmark(settings, log=_log)
+    _report(args, format_gpu_report, report)
     return report.exit_status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen benchmark; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m lit_alexnet.bench", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_model_parser(subparsers)
-    _add_data_parser(subparsers)
-    _add_gpu_parser(subparsers)
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for reports: how it was run
     return int(args.run(args))
 

@@ -7,13 +7,14 @@ import io
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from lit_alexnet.data.cache import ensure_generated
-from lit_alexnet.data.dataset_stats import STATS_FILENAME, compute_stats, resize_centre_crop
+from lit_alexnet.data.dataset_stats import compute_stats
+from lit_alexnet.data.formats import STATS_FILENAME
+from lit_alexnet.data.images import resize_centre_crop
 from lit_alexnet.data.parallel import usable_cpus
 
 # ImageNet's most common size (width, height); the photo folder's every image has it.
@@ -79,16 +80,6 @@ def _photo_path(root: Path, index: int) -> Path:
     return root / "train" / f"c{index % PHOTO_CLASSES:02d}" / f"{index:06d}.jpg"
 
 
-def _photo_fingerprint(images: int) -> dict[str, Any]:
-    return {
-        "images": images,
-        "size": list(PHOTO_SIZE),
-        "quality": PHOTO_QUALITY,
-        "classes": PHOTO_CLASSES,
-        "version": PHOTO_VERSION,
-    }
-
-
 def ensure_photo_dataset(cache_dir: str | Path, images: int) -> Path:
     """Return the root of ``images`` photo-like JPEGs, generating them first if absent.
 
@@ -100,8 +91,15 @@ def ensure_photo_dataset(cache_dir: str | Path, images: int) -> Path:
     if images < 1:
         raise ValueError(f"images={images!r} must be positive")
     root = Path(cache_dir).expanduser() / photo_dirname(images)
+    fingerprint = {
+        "images": images,
+        "size": list(PHOTO_SIZE),
+        "quality": PHOTO_QUALITY,
+        "classes": PHOTO_CLASSES,
+        "version": PHOTO_VERSION,
+    }
     return ensure_generated(
-        root, _PHOTO_MARKER, _photo_fingerprint(images), lambda tmp: _generate_photos(tmp, images)
+        root, _PHOTO_MARKER, fingerprint, lambda tmp: _generate_photos(tmp, images)
     )
 
 
