@@ -1,4 +1,5 @@
-"""TimeBudget: a run sized to its wall-clock budget, checked on a fake clock."""
+"""TimeBudget, a run sized to its wall-clock budget (checked on a fake clock), and
+FinalValidation, the validation of the fit's last epoch."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lit_alexnet import LitAlexNet
 from lit_alexnet import callbacks as callbacks_module
-from lit_alexnet.callbacks import TimeBudget
+from lit_alexnet.callbacks import FinalValidation, TimeBudget
 
 
 class FakeClock:
@@ -34,6 +35,17 @@ class Tick(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         self.clock.now += self.step_s
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+class Validations(L.Callback):
+    """The (0-based) epochs in which a validation ran, sanity check left out."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def on_validation_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if not trainer.sanity_checking:
+            self.epochs.append(trainer.current_epoch)
 
 
 def test_affordable_epochs_counts_the_steps_and_validations_left() -> None:
@@ -68,20 +80,24 @@ def fit_with_budget(
     )
     tick = Tick(clock, step_s=10.0)
     budget = TimeBudget(minutes, warmup_steps=1, measure_steps=2, reserve_s=0, start_time=clock.now)
-    trainer = L.Trainer(
+    trainer = _trainer(max_epochs, every_n, [tick, budget, FinalValidation(), Validations()])
+    trainer.fit(model, loader, loader)
+    return trainer, tick, budget
+
+
+def _trainer(max_epochs: int, every_n: int, callbacks: list[L.Callback]) -> L.Trainer:
+    return L.Trainer(
         accelerator="cpu",
         max_epochs=max_epochs,
         check_val_every_n_epoch=every_n,
         limit_val_batches=1,
         num_sanity_val_steps=0,
-        callbacks=[tick, budget],
+        callbacks=callbacks,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(model, loader, loader)
-    return trainer, tick, budget
 
 
 def test_a_slow_run_is_cut_to_whole_epochs_that_fit_and_its_cycle_still_ends(
@@ -96,7 +112,8 @@ def test_a_slow_run_is_cut_to_whole_epochs_that_fit_and_its_cycle_still_ends(
     assert trainer.current_epoch == 4  # epochs done
     assert trainer.global_step == 12
     # The run ended with a validation although 4 is not a multiple of every_n=3.
-    assert "val/top1_error" in trainer.callback_metrics
+    validations = next(c for c in trainer.callbacks if isinstance(c, Validations))
+    assert validations.epochs == [2, 3]
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert isinstance(scheduler, OneCycleLR)
     assert scheduler.total_steps == 12
@@ -117,3 +134,19 @@ def test_a_run_that_fits_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_budget_must_be_positive() -> None:
     with pytest.raises(ValueError, match="minutes"):
         TimeBudget(minutes=0)
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_the_last_epoch_is_validated_whatever_the_interval(final: bool) -> None:
+    # 3 epochs, validation every 2nd: Lightning alone validates after epoch 2 only (0-based 1),
+    # and a run would report epoch 2's error as its result.
+    torch.manual_seed(0)
+    loader = DataLoader(
+        TensorDataset(torch.randn(4, 3, 224, 224), torch.randint(0, 3, (4,))), batch_size=2
+    )
+    model = LitAlexNet(num_classes=3, optimizer=functools.partial(torch.optim.SGD, lr=1e-3))
+    seen, last = Validations(), FinalValidation()
+    trainer = _trainer(3, 2, [last, seen] if final else [seen])
+    trainer.fit(model, loader, loader)
+    assert seen.epochs == ([1, 2] if final else [1])
+    assert last.validated_last(trainer) is final
