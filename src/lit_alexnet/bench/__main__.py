@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_alexnet.data.choices import BATCH_SIZE  # a plain module: --help stays quick
+
 
 def _counts(text: str) -> list[int]:
     try:
@@ -59,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--root", type=Path, help="a dataset root with train/<class>/*.jpg")
     source.add_argument(
         "--kind",
-        choices=("builtin", "photo"),  # bench.data.KINDS, whose import is slow
+        choices=("builtin", "photo"),
         default="builtin",
         help="generated data: the built-in dataset (default) or photo-like 500x375 JPEGs",
     )
@@ -88,7 +90,12 @@ def _parser() -> argparse.ArgumentParser:
         "one); exit status 1 if a part raised an error",
         _run_gpu,
     )
-    gpu.add_argument("--batch-size", type=int, help="images per batch (default: the data's)")
+    gpu.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help="images per batch (%(default)s, the data's)",
+    )
     gpu.add_argument("--images", type=int, default=1024, help="photos in the set (1024)")
     gpu.add_argument("--steps", type=int, default=20, help="timed steps per net (20)")
     gpu.add_argument("--fit-steps", type=int, default=300, help="end-to-end batches (300)")
@@ -153,11 +160,14 @@ def _run_gpu(args: argparse.Namespace) -> int:
     from lit_alexnet.console import quiet_console
 
     quiet_console(wandb_offline=True)
-    chosen = {"images": args.images, "model_steps": args.steps, "fit_steps": args.fit_steps}
-    if args.batch_size is not None:
-        chosen["batch_size"] = args.batch_size
     try:
-        settings = GpuBenchSettings(cache_dir=args.cache_dir, **chosen)
+        settings = GpuBenchSettings(
+            batch_size=args.batch_size,
+            images=args.images,
+            model_steps=args.steps,
+            fit_steps=args.fit_steps,
+            cache_dir=args.cache_dir,
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -37,7 +37,6 @@ from lit_alexnet.data.prepare import prepare_folder, prepare_shards, prepared_pa
 from lit_alexnet.data.shards import ShardsDataModule, TorchShardsDataModule
 from lit_alexnet.data.torchvision import ImageFolderDataModule
 
-KINDS = ("builtin", "photo")  # the generated data sets
 DALI, TORCHVISION = "dali", "torchvision"
 RAW, PREPARED, SHARDS = "raw", "prepared", "shards"
 # A loader's background work has ended after this many quiet polls in a row.

@@ -12,11 +12,10 @@ error, and the others still run.
 from __future__ import annotations
 
 import gc
-import inspect
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from lit_alexnet.bench import model as bench_model
 from lit_alexnet.bench.model import NUM_CLASSES, PAPER, TORCHVISION
 from lit_alexnet.bench.report import cpu_lines, document, machine_description, versions
 from lit_alexnet.bench.timing import Timer
+from lit_alexnet.data.choices import BATCH_SIZE
 
 STEP_FP32 = "model step fp32"
 STEP_BF16 = "model step bf16 channels-last"
@@ -46,18 +46,11 @@ STEP_RATIO_TARGET = 1.10
 FIT_PRECISION = "bf16-mixed"  # the fast configuration, where a slow data path shows most
 
 
-def _data_batch_size() -> int:
-    """The data modules' default batch size (section 5's), as the data layer defines it."""
-    from lit_alexnet.data.base import FolderDataModule
-
-    return int(inspect.signature(FolderDataModule.__init__).parameters["batch_size"].default)
-
-
 @dataclass(frozen=True)
 class GpuBenchSettings:
     """What ``bench gpu`` runs; the defaults fit in under 10 minutes on one H100."""
 
-    batch_size: int = field(default_factory=_data_batch_size)
+    batch_size: int = BATCH_SIZE  # the data modules' (section 5's)
     images: int = 1024  # photo-like 500x375 JPEGs in the photo set
     model_steps: int = 20  # timed steps per net in each model-step part
     model_warmup: int = 5
@@ -244,7 +237,7 @@ def end_to_end_fit(
     """Fit the quickstart's model on the photo set through
     :class:`~lit_alexnet.DaliImageDataModule` (channels-last, decoding on the GPU where there
     is one); its timer. ``fit``: more of :func:`fit_images_per_second`'s arguments."""
-    from lit_alexnet import DaliImageDataModule
+    from lit_alexnet.data.dali import DaliImageDataModule
     from lit_alexnet.data.formats import STATS_FILENAME
 
     with tempfile.TemporaryDirectory(prefix="lit_alexnet_photo_fit_") as tmp:
@@ -328,7 +321,7 @@ def _against_plain(
     """``model.compile=true`` (:data:`COMPILE`) or both towers on the GPU through the
     two-device strategy (:data:`TWO_DEVICE`) against the plain eager model, in fits on one
     batch kept on the GPU: the model and the training loop alone."""
-    from lit_alexnet import TwoDeviceModelParallelStrategy
+    from lit_alexnet.strategies import TwoDeviceModelParallelStrategy
 
     def fit(overrides: Sequence[str] = (), strategy: Strategy | None = None) -> ImagesPerSecond:
         batch = bench_model.random_batch(s.batch_size, device, channels_last=True)

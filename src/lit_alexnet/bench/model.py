@@ -129,14 +129,12 @@ def run_model_benchmark(
     on ``threads`` (None: its default). Returns the settings, the machine, the GPU's name
     (or None), ``"models"`` (``{name: {"ms_median", "ms_min", "images_per_s"}}``),
     ``"ratio"`` (our step time over torchvision's) and ``"lrn_speedup"``."""
-    if batch_size < 1 or steps < 1 or warmup < 0:
+    bad_choice = precision not in PRECISIONS or optimizer not in OPTIMIZERS
+    if min(batch_size, steps) < 1 or warmup < 0 or bad_choice:
         raise ValueError(
-            f"need batch_size >= 1, steps >= 1, warmup >= 0; got {batch_size}, {steps}, {warmup}"
-        )
-    if precision not in PRECISIONS or optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"precision={precision!r}, optimizer={optimizer!r}: choose from {PRECISIONS}, "
-            f"{tuple(OPTIMIZERS)}"
+            f"need batch_size, steps >= 1, warmup >= 0, precision in {PRECISIONS}, optimizer "
+            f"in {tuple(OPTIMIZERS)}; got {batch_size}, {steps}, {warmup}, {precision!r}, "
+            f"{optimizer!r}"
         )
     where = torch.device(device)
     if where.type == "cuda" and where.index is None:
