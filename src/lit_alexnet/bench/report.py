@@ -11,6 +11,9 @@ from typing import Any
 
 import torch
 
+from lit_alexnet.data.parallel import usable_cpus
+from lit_alexnet.precision import machine_report
+
 
 def machine_description(load_before: float = float("nan")) -> dict[str, Any]:
     """CPU model, core counts, torch version and threads of this process; the 1-minute load
@@ -19,9 +22,6 @@ def machine_description(load_before: float = float("nan")) -> dict[str, Any]:
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
         cpu = names[0] if names else cpu  # else (not Linux) platform's answer
-    from lit_alexnet.data.parallel import usable_cpus
-    from lit_alexnet.precision import machine_report
-
     report = machine_report()
     return {
         "cpu": cpu,
@@ -37,7 +37,6 @@ def machine_description(load_before: float = float("nan")) -> dict[str, Any]:
         "load_average_1min": load_average(),
         "load_average_1min_before": load_before,
         "python": platform.python_version(),
-        "platform": platform.platform(),
     }
 
 
