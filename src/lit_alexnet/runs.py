@@ -2,8 +2,8 @@
 
 A run (``outputs/<date>/<time>/`` or one job of a multirun) holds Hydra's record of how it was
 composed (``.hydra/overrides.yaml``), its checkpoints and ``results.json``, which the job
-writes when it starts (status ``running``) and rewrites when it ends (``done``, ``failed`` or
-``interrupted``) with its figures.
+writes through :class:`RunRecord` when it starts (status ``running``) and rewrites when it
+ends (``done``, ``failed`` or ``interrupted``) with its figures.
 """
 
 from __future__ import annotations
