@@ -436,10 +436,7 @@ class DaliImageDataModule(FolderDataModule):
         num_threads: DALI's CPU threads; default one per usable core.
         channels_last: deliver training batches channels-last.
         pipeline_seed: the shuffle's and augmentation's seed; default torch's.
-        **kwargs: :class:`~lit_alexnet.data.base.FolderOptions`: ``batch_size``, ``mean``,
-            ``lighting_std``,
-            ``val_views``, ``test_views``, ``val_labels``, ``stats``, ``verify``,
-            ``bad_files``.
+        **kwargs: the options every backend takes (:class:`~lit_alexnet.data.base.FolderOptions`).
     """
 
     def __init__(

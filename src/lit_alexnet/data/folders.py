@@ -192,23 +192,26 @@ def scan_labelled_folder(split_dir: Path, labels_file: Path, classes: Sequence[s
             f"{labels_file} holds no labels: expected 'path label' lines or one label per line"
         )
     present = sorted(e.name for e in os.scandir(split_dir) if e.is_file() and is_image_file(e.name))
-    label = _Labels(labels_file, classes)
+    labelled = _LabelsFile(split_dir, labels_file, classes, present)
     if len(entries[0][1].split()) == 1:
-        files, labels = _bare_labels(split_dir, labels_file, entries, present, label)
+        files, labels = labelled.bare(entries)
     else:
-        files, labels = _path_labels(split_dir, labels_file, entries, present, label)
+        files, labels = labelled.paths(entries)
     return ImageList(tuple(files), tuple(labels), tuple(classes))
 
 
-class _Labels:
-    """A labels file's label token as a class index: a class name, else a 0-based index."""
+class _LabelsFile:
+    """A labels file for the images directly in ``split_dir`` (``present``, sorted)."""
 
-    def __init__(self, labels_file: Path, classes: Sequence[str]) -> None:
-        self.labels_file = labels_file
-        self.classes = classes
+    def __init__(
+        self, split_dir: Path, labels_file: Path, classes: Sequence[str], present: list[str]
+    ) -> None:
+        self.split_dir, self.labels_file = split_dir, labels_file
+        self.classes, self.present = classes, present
         self.index = {name: i for i, name in enumerate(classes)}
 
-    def __call__(self, lineno: int, token: str) -> int:
+    def label(self, lineno: int, token: str) -> int:
+        """A label token as a class index: a class name, else a 0-based index."""
         if token in self.index:
             return self.index[token]
         where, count = f"{self.labels_file}:{lineno}", len(self.classes)
@@ -224,64 +227,49 @@ class _Labels:
             f"(e.g. {self.classes[0]!r}) nor a class index 0-{count - 1}"
         )
 
-
-def _bare_labels(
-    split_dir: Path,
-    labels_file: Path,
-    entries: list[tuple[int, str]],
-    present: list[str],
-    label: _Labels,
-) -> tuple[list[Path], list[int]]:
-    """One label per line, for the image files of ``split_dir`` in sorted order."""
-    for lineno, text in entries:
-        if len(text.split()) != 1:
+    def bare(self, entries: list[tuple[int, str]]) -> tuple[list[Path], list[int]]:
+        """One label per line, for the image files in sorted order."""
+        for lineno, text in entries:
+            if len(text.split()) != 1:
+                raise Invalid(
+                    f"{self.labels_file}:{lineno}: expected a single label like the lines "
+                    f"before, got {text!r}"
+                )
+        if len(entries) != len(self.present):
             raise Invalid(
-                f"{labels_file}:{lineno}: expected a single label like the lines before, "
-                f"got {text!r}"
+                f"{self.labels_file} holds {len(entries)} labels but {self.split_dir} holds "
+                f"{len(self.present)} image files: a file of bare labels needs one per image, "
+                "in sorted filename order (or use 'path label' lines)"
             )
-    if len(entries) != len(present):
-        raise Invalid(
-            f"{labels_file} holds {len(entries)} labels but {split_dir} holds "
-            f"{len(present)} image files: a file of bare labels needs one per image, in "
-            "sorted filename order (or use 'path label' lines)"
-        )
-    return [split_dir / name for name in present], [label(n, text) for n, text in entries]
+        files = [self.split_dir / name for name in self.present]
+        return files, [self.label(n, text) for n, text in entries]
 
-
-def _path_labels(
-    split_dir: Path,
-    labels_file: Path,
-    entries: list[tuple[int, str]],
-    present: list[str],
-    label: _Labels,
-) -> tuple[list[Path], list[int]]:
-    """``path label`` lines, every image of ``split_dir`` listed once, in the file's order."""
-    files: list[Path] = []
-    labels: list[int] = []
-    seen: dict[Path, int] = {}
-    for lineno, text in entries:
-        parts = text.rsplit(None, 1)  # the path may hold spaces, the label does not
-        if len(parts) != 2:
+    def paths(self, entries: list[tuple[int, str]]) -> tuple[list[Path], list[int]]:
+        """``path label`` lines, every image listed once, in the file's order."""
+        files: list[Path] = []
+        labels: list[int] = []
+        seen: dict[Path, int] = {}
+        for lineno, text in entries:
+            where = f"{self.labels_file}:{lineno}"
+            parts = text.rsplit(None, 1)  # the path may hold spaces, the label does not
+            if len(parts) != 2:
+                raise Invalid(f"{where}: expected 'path label' like the lines before, got {text!r}")
+            path = self.split_dir / parts[0]
+            if path in seen:
+                raise Invalid(f"{where}: {parts[0]} is listed already on line {seen[path]}")
+            if not path.is_file():
+                raise Missing(f"{where}: {path} does not exist")
+            seen[path] = lineno
+            files.append(path)
+            labels.append(self.label(lineno, parts[1]))
+        missing = [self.split_dir / n for n in self.present if self.split_dir / n not in seen]
+        if missing:
             raise Invalid(
-                f"{labels_file}:{lineno}: expected 'path label' like the lines before, got {text!r}"
+                f"{len(missing)} image files in {self.split_dir} have no label in "
+                f"{self.labels_file}, e.g. {_examples(missing)}: label them or move them out "
+                "of the folder"
             )
-        path = split_dir / parts[0]
-        if path in seen:
-            raise Invalid(
-                f"{labels_file}:{lineno}: {parts[0]} is listed already on line {seen[path]}"
-            )
-        if not path.is_file():
-            raise Missing(f"{labels_file}:{lineno}: {path} does not exist")
-        seen[path] = lineno
-        files.append(path)
-        labels.append(label(lineno, parts[1]))
-    missing = [split_dir / name for name in present if split_dir / name not in seen]
-    if missing:
-        raise Invalid(
-            f"{len(missing)} image files in {split_dir} have no label in {labels_file}, "
-            f"e.g. {_examples(missing)}: label them or move them out of the folder"
-        )
-    return files, labels
+        return files, labels
 
 
 def scan_split(

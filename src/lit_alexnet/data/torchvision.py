@@ -81,10 +81,7 @@ class ImageFolderDataModule(FolderDataModule):
             with ``val_labels``).
         num_workers: DataLoader worker processes; default one per spare core.
         pin_memory: pin batches in page-locked memory for faster copies to a GPU.
-        **kwargs: :class:`~lit_alexnet.data.base.FolderOptions`: ``batch_size``, ``mean``,
-            ``lighting_std``,
-            ``val_views``, ``test_views``, ``val_labels``, ``stats``, ``verify``,
-            ``bad_files``.
+        **kwargs: the options every backend takes (:class:`~lit_alexnet.data.base.FolderOptions`).
     """
 
     def __init__(
