@@ -13,6 +13,7 @@ say what skipping the resize saves.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import threading
@@ -31,7 +32,7 @@ from lit_alexnet.data.bad_files import check_image_list
 from lit_alexnet.data.base import FolderDataModule
 from lit_alexnet.data.dali import DaliImageDataModule, resolve_device
 from lit_alexnet.data.folders import ImageList, scan_split
-from lit_alexnet.data.formats import read_manifest
+from lit_alexnet.data.formats import Manifest, read_manifest
 from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.data.prepare import prepare_folder, prepare_shards, prepared_path
 from lit_alexnet.data.shards import ShardsDataModule, TorchShardsDataModule
@@ -41,7 +42,9 @@ DALI, TORCHVISION = "dali", "torchvision"
 RAW, PREPARED, SHARDS = "raw", "prepared", "shards"
 # A loader's background work has ended after this many quiet polls in a row.
 _POLL_S, _QUIET_POLLS, _IDLE_TIMEOUT_S = 0.01, 2, 10.0
-Sources = dict[str, tuple[Path, ImageList | None]]  # each data's root and files (shards: None)
+# Each data's root, files (shards: None) and manifest (raw: None).
+Sources = dict[str, tuple[Path, ImageList | None, Manifest | None]]
+Job = Callable[[], int]
 Key = tuple[str, str, str]  # a row: (loader, configuration, data)
 
 
@@ -64,26 +67,51 @@ def _subset(images: ImageList, limit: int | None) -> ImageList:
 
 
 def _sources(
-    root: Path, images: int | None, prepared: str | Path | None, shards: str | Path | None
+    root: Path, images: int | None, prepared: Path | None, shards: Path | None
 ) -> tuple[Sources, ImageList, int]:
     """The data to time, the raw training files (at most ``images``, evenly spread) and how
     many the split holds. Scanned and checked once for all loaders, and only those read."""
     found = scan_split(root, "train")
     subset = _subset(found, images)
     files = check_image_list(subset, mode="fast", on_bad="skip", what=f"{root}/train")
-    sources: Sources = {RAW: (root, files)}
+    sources: Sources = {RAW: (root, files, None)}
     if prepared is not None:
-        prepared = Path(prepared).expanduser()
-        sources[PREPARED] = (prepared, _same_files(files, root, prepared))
+        manifest = _manifest(prepared, root, PREPARED)
+        copies = [prepared_path(f, root / "train", prepared / "train") for f in files.files]
+        missing = [path for path in copies if not path.is_file()]
+        if missing:
+            raise Missing(f"{prepared} lacks {missing[0]}, the prepared copy of an image of {root}")
+        copied = ImageList(tuple(copies), files.labels, files.classes)
+        sources[PREPARED] = (prepared, copied, manifest)
     if shards is not None:
-        shards = _check_shards(Path(shards).expanduser(), root, len(files), len(found))
-        sources[SHARDS] = (shards, None)
+        manifest = _manifest(shards, root, SHARDS)
+        held = (manifest.images or {}).get("train")
+        if held != len(files) or len(files) != len(found):
+            raise Invalid(
+                f"{shards} holds {held} training images, the benchmark reads {len(files)} of "
+                f"{len(found)} from {root}: shards are read whole, so time them on all of a "
+                "split (--images at least its size)"
+            )
+        sources[SHARDS] = (shards, None, manifest)
     return sources, files, len(found)
+
+
+def _manifest(out: Path, root: Path, data: str) -> Manifest:
+    """The manifest of ``out``, which must be ``root`` written as ``data`` (prepared or shards)
+    by :mod:`lit_alexnet.data.prepare`."""
+    manifest = read_manifest(out)
+    if manifest is None or (data == SHARDS and manifest.format != "shards"):
+        how = " --format shards" if data == SHARDS else ""
+        raise Missing(
+            f"{out} is not a {data} root: write it with `python -m lit_alexnet.data.prepare "
+            f"{root} {out} --split train{how}`"
+        )
+    return manifest
 
 
 class _TrainSplit(FolderDataModule):
     """A data module reading the training split alone (the photo set has no ``val/``), from
-    ``files`` where given: the benchmark checked them once for every loader."""
+    ``files`` where given (checked once, by the benchmark, for every loader)."""
 
     files: ImageList | None = None
 
@@ -96,26 +124,26 @@ class _TrainSplit(FolderDataModule):
         return self.files
 
 
-def _epoch(
-    kind: type[FolderDataModule], root: Path, files: ImageList | None, images: int, **options: Any
-) -> Callable[[], int]:
-    """Reading a whole epoch of a ``kind`` data module's training loader on ``root`` (as
-    :class:`_TrainSplit` changes it), as a :meth:`Timer.rounds` job; ``to``: where to copy
-    the batches, as training would (DataLoader batches to DALI's GPU)."""
-    on = options.pop("to", None)
-    module = type(f"Bench{kind.__name__}", (_TrainSplit, kind), {})(root, **options)
-    module.files = files
+def train_split(kind: type[Any], root: Path, files: ImageList | None, **options: Any) -> Any:
+    """A ``kind`` data module on ``root`` with ``options``, which reads the training split
+    alone, from ``files`` where given (shards: None), and verifies nothing more."""
+    return type(f"Bench{kind.__name__}", (_TrainSplit, kind), {"files": files})(root, **options)
+
+
+def _epoch(module: FolderDataModule, images: int, to: torch.device | None = None) -> Job:
+    """Reading a whole epoch of ``module``'s training loader, as a :meth:`Timer.rounds` job;
+    ``to``: where to copy the batches, as training would (DataLoader batches to DALI's GPU)."""
     module.setup("fit")
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]] = module.train_dataloader()
 
     def read() -> int:
         count = 0
         for batch, labels in loader:
-            if on is not None:
-                batch, labels = batch.to(on), labels.to(on)
+            if to is not None:
+                batch, labels = batch.to(to), labels.to(to)
             count += labels.numel()
         if count != images:
-            raise RuntimeError(f"{kind.__name__} read {count} images, not {images}")
+            raise RuntimeError(f"{type(module).__name__} read {count} images, not {images}")
         return count
 
     return read
@@ -123,37 +151,37 @@ def _epoch(
 
 def _epochs(
     sources: Sources, images: int, batch: int, device: str, threads: list[int], workers: list[int]
-) -> dict[Key, Callable[[], int]]:
+) -> dict[Key, Job]:
     """An epoch of each loader configuration on each source, DALI's first."""
     gpu = torch.device("cuda", torch.cuda.current_device()) if device == "gpu" else None
     dali, loaders = {}, {}
-    for data, (root, files) in sources.items():
+    for data, (root, files, _) in sources.items():
         dali_kind = ShardsDataModule if files is None else DaliImageDataModule
         torch_kind = TorchShardsDataModule if files is None else ImageFolderDataModule
         for n in threads:
             options = {"device": device, "num_threads": n, "pipeline_seed": 0}
-            job = _epoch(dali_kind, root, files, images, batch_size=batch, **options)
-            dali[DALI, f"{device}, {_plural(n, 'thread')}", data] = job
+            module = train_split(dali_kind, root, files, batch_size=batch, **options)
+            dali[DALI, f"{device}, {_plural(n, 'thread')}", data] = _epoch(module, images)
         for n in workers:
-            job = _epoch(torch_kind, root, files, images, batch_size=batch, num_workers=n, to=gpu)
-            loaders[TORCHVISION, _plural(n, "worker"), data] = job
+            module = train_split(torch_kind, root, files, batch_size=batch, num_workers=n)
+            loaders[TORCHVISION, _plural(n, "worker"), data] = _epoch(module, images, gpu)
     return dali | loaders
 
 
-def _busy_threads() -> int:
-    """Threads of this process, other than the caller, running or waiting for a core."""
-    me, busy = threading.get_native_id(), 0
+def _others_busy() -> bool:
+    """Whether a thread of this process, other than the caller, runs or waits for a core."""
+    me = str(threading.get_native_id())
     try:
-        tasks = os.listdir("/proc/self/task")
+        tasks = [task for task in os.listdir("/proc/self/task") if task != me]
     except OSError:  # not Linux: CPU time alone must tell
-        return 0
-    for task in (t for t in tasks if int(t) != me):
-        try:
-            with open(f"/proc/self/task/{task}/stat", encoding="ascii") as f:
-                busy += f.read().rsplit(")", 1)[1].split()[0] == "R"
-        except (OSError, IndexError):
-            continue  # the thread ended meanwhile
-    return busy
+        return False
+    for task in tasks:
+        stat = f"/proc/self/task/{task}/stat"
+        # OSError, IndexError: the thread ended meanwhile.
+        with contextlib.suppress(OSError, IndexError), open(stat, encoding="ascii") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "R":
+                return True
+    return False
 
 
 def idle_since() -> float:
@@ -168,7 +196,7 @@ def idle_since() -> float:
         time.sleep(_POLL_S)
         # The CPU time over the sleep is the other threads'; a thread waiting for a core
         # (state R) uses none yet is not done.
-        if time.process_time() - cpu < 0.1 * _POLL_S and _busy_threads() == 0:
+        if time.process_time() - cpu < 0.1 * _POLL_S and not _others_busy():
             quiet_from, quiet = (start if quiet == 0 else quiet_from), quiet + 1
             if quiet >= _QUIET_POLLS:
                 return quiet_from
@@ -179,14 +207,22 @@ def idle_since() -> float:
 
 
 def _dataset(kind: str, root: Path, files: ImageList, split_size: int) -> dict[str, Any]:
-    """What the report says of the data: counts, the mean subtracted, the images' sizes."""
+    """What the report says of the data: counts, the mean subtracted, the images' sizes (all
+    alike, or the median and the ranges)."""
     module = FolderDataModule(root)  # its defaults are both loaders' options
     stats = module.dataset_stats()
     sizes = []
     for path in files.files:
         with Image.open(path) as image:
             sizes.append(image.size)
+    w, h = sorted(sizes, key=lambda size: size[0] * size[1])[len(sizes) // 2]
     widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
+    described = f"all {w}x{h}"
+    if set(sizes) != {(w, h)}:
+        described = (
+            f"median {w}x{h}, widths {min(widths)}-{max(widths)}, heights "
+            f"{min(heights)}-{max(heights)}"
+        )
     per_pixel = stats.mean_image is not None and module.mean == "image"
     return {
         "kind": kind,
@@ -196,9 +232,7 @@ def _dataset(kind: str, root: Path, files: ImageList, split_size: int) -> dict[s
         "classes": len(set(files.labels)),
         "mean": "per-pixel mean image" if per_pixel else "per-channel mean",
         "lighting_std": module.lighting_std,
-        "median": sorted(sizes, key=lambda size: size[0] * size[1])[len(sizes) // 2],
-        "width_range": (min(widths), max(widths)),
-        "height_range": (min(heights), max(heights)),
+        "sizes": described,
         "mean_kb": statistics.fmean(p.stat().st_size for p in files.files) / 1e3,
     }
 
@@ -225,44 +259,68 @@ def run_data_benchmark(
     ``threads``: DALI's CPU threads (default the usable cores and one more); ``device``:
     DALI's; ``prepared`` and ``shards``: the same images as ``data.prepare`` writes them,
     timed alike (shards: all of the split). Returns the report's figures: ``rows`` (each
-    loader's median, min, max images per second), the indices ``best`` and ``best_dali`` of
-    the fastest on the raw files, their ``ratio``, and the prepared and shards summaries.
+    loader's median, min, max images per second), ``fastest`` (the index of each loader's
+    fastest row on each data), DALI's ``ratio`` to the DataLoader on the raw files (best
+    against best), and where the ``prepared`` and ``shards`` data came from.
     """
-    if batch_size < 1 or repeats < 1 or warmup < 0 or (images is not None and images < 1):
-        raise ValueError(
-            f"need batch_size >= 1, repeats >= 1, warmup >= 0, images >= 1; got {batch_size}, "
-            f"{repeats}, {warmup}, {images}"
-        )
     cpus = usable_cpus()
     workers = list(dict.fromkeys(default_worker_counts(cpus) if workers is None else workers))
     threads = list(dict.fromkeys([cpus, cpus + 1] if threads is None else threads))
-    if not workers or min(workers) < 0 or not threads or min(threads) < 1:
-        raise ValueError(f"workers={workers!r}, threads={threads!r}: give counts >= 0, >= 1")
+    counts = (warmup, *workers)
+    sizes = (batch_size, repeats, 1 if images is None else images, *threads)
+    if not (workers and threads) or min(counts) < 0 or min(sizes) < 1:
+        raise ValueError(
+            f"need batch_size, repeats, images and threads >= 1, warmup and workers >= 0; got "
+            f"{batch_size}, {repeats}, {images}, {threads}, {warmup}, {workers}"
+        )
     root, load_before = Path(root).expanduser(), report.load_average()
     dali_device = resolve_device(device)
     # One torch thread, as DataLoader workers have: with 0 workers the transforms' small ops
     # run here, and intra-op threads only add barrier waits (8x slower on a busy 2 cores).
     with report.torch_threads(1):
         torch.manual_seed(0)  # the same kind of random stream on every run
-        sources, files, split_size = _sources(root, images, prepared, shards)
+        sources, files, split_size = _sources(root, images, _path(prepared), _path(shards))
         jobs = _epochs(sources, len(files), batch_size, dali_device, threads, workers)
         named = {" ".join(key): job for key, job in jobs.items()}
         timers = Timer.rounds(named, repeats, warmup, end=idle_since, log=log)
     rows = [_row(key, timer) for key, timer in zip(jobs, timers.values(), strict=True)]
-    best, best_dali = _best(rows, TORCHVISION, RAW), _best(rows, DALI, RAW)
+    fastest = _fastest(rows)
+    raw = [rows[fastest[loader, RAW]]["images_per_s"] for loader in (DALI, TORCHVISION)]
+    written = {  # where the prepared and shards data came from
+        data: {"root": str(path), "quality": manifest.quality}
+        for data, (path, _, manifest) in sources.items()
+        if manifest is not None
+    }
     return {
         "machine": report.machine_description(load_before),
-        "versions": report.versions(),
         "gpu": torch.cuda.get_device_name() if dali_device == "gpu" else None,
         "gpu_present": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "dataset": _dataset(kind, root, files, split_size),
         "settings": {"batch_size": batch_size, "repeats": repeats, "warmup": warmup},
         "rows": rows,
-        "best": best,
-        "best_dali": best_dali,
-        "ratio": rows[best_dali]["images_per_s"] / rows[best]["images_per_s"],
-        **{data: _summary(rows, best, best_dali, data, sources) for data in (PREPARED, SHARDS)},
+        "fastest": fastest,
+        "ratio": raw[0] / raw[1],
+        **{data: written.get(data) for data in (PREPARED, SHARDS)},
     }
+
+
+def _path(path: str | Path | None) -> Path | None:
+    return None if path is None else Path(path).expanduser()
+
+
+def _row(key: Key, timer: Timer) -> dict[str, Any]:
+    figures = {"images_per_s": timer.per_s, "min": min(timer.rates), "max": max(timer.rates)}
+    return {"loader": key[0], "config": key[1], "data": key[2], **figures}
+
+
+def _fastest(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """The index of each loader's fastest row on each data (raw, prepared or shards)."""
+    fastest: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        key = row["loader"], row["data"]
+        if key not in fastest or row["images_per_s"] > rows[fastest[key]]["images_per_s"]:
+            fastest[key] = i
+    return fastest
 
 
 def ensure_prepared(root: Path, cache_dir: Path, shards: bool = False) -> Path:
@@ -275,70 +333,6 @@ def ensure_prepared(root: Path, cache_dir: Path, shards: bool = False) -> Path:
     elif read_manifest(out) is None:
         prepare_folder(root, out, splits=("train",))
     return out
-
-
-def _same_files(files: ImageList, root: Path, prepared: Path) -> ImageList:
-    """The prepared root's copies of ``files``, which it must hold."""
-    if read_manifest(prepared) is None:
-        raise Missing(
-            f"{prepared} is not a prepared root: write it with `python -m "
-            f"lit_alexnet.data.prepare {root} {prepared} --split train`"
-        )
-    copies = [prepared_path(f, root / "train", prepared / "train") for f in files.files]
-    missing = [path for path in copies if not path.is_file()]
-    if missing:
-        raise Missing(f"{prepared} lacks {missing[0]}, the prepared copy of an image of {root}")
-    return ImageList(tuple(copies), files.labels, files.classes)
-
-
-def _check_shards(shards: Path, root: Path, images: int, split_size: int) -> Path:
-    """``shards``, checked to hold the whole split of ``root`` that the benchmark reads."""
-    manifest = read_manifest(shards)
-    if manifest is None or manifest.format != "shards":
-        raise Missing(
-            f"{shards} is not a shards root: write it with `python -m lit_alexnet.data.prepare "
-            f"{root} {shards} --split train --format shards`"
-        )
-    held = (manifest.images or {}).get("train")
-    if held != images or images != split_size:
-        raise Invalid(
-            f"{shards} holds {held} training images, the benchmark reads {images} of "
-            f"{split_size} from {root}: shards are read whole, so time them on all of a "
-            "split (--images at least its size)"
-        )
-    return shards
-
-
-def _row(key: Key, timer: Timer) -> dict[str, Any]:
-    rates = timer.rates
-    figures = {"images_per_s": timer.per_s, "min": min(rates), "max": max(rates), "all": rates}
-    return {"loader": key[0], "config": key[1], "data": key[2], **figures}
-
-
-def _best(rows: Sequence[dict[str, Any]], loader: str, data: str) -> int:
-    """The index of ``loader``'s fastest row on ``data`` (raw, prepared or shards)."""
-    indices = [i for i, row in enumerate(rows) if (row["loader"], row["data"]) == (loader, data)]
-    return max(indices, key=lambda i: rows[i]["images_per_s"])
-
-
-def _summary(
-    rows: Sequence[dict[str, Any]], best: int, best_dali: int, data: str, sources: Sources
-) -> dict[str, Any] | None:
-    """The fastest rows on ``data`` and each loader's images per second there over its own on
-    the raw files; None where ``data`` was not timed."""
-    if data not in sources:
-        return None
-    on_data = _best(rows, TORCHVISION, data), _best(rows, DALI, data)
-    rate = [rows[i]["images_per_s"] for i in (best, best_dali, *on_data)]
-    manifest = read_manifest(sources[data][0])
-    return {
-        "root": str(sources[data][0]),
-        "quality": None if manifest is None else manifest.quality,
-        "best": on_data[0],
-        "best_dali": on_data[1],
-        "torchvision_ratio": rate[2] / rate[0],
-        "dali_ratio": rate[3] / rate[1],
-    }
 
 
 def _plural(count: int, noun: str) -> str:
@@ -358,12 +352,7 @@ def busy_machine_warning(load_before: float, cores: int) -> str | None:
 
 
 def _machine_lines(results: dict[str, Any]) -> list[str]:
-    m, d, s, v = results["machine"], results["dataset"], results["settings"], results["versions"]
-    load_before = m.get("load_average_1min_before", float("nan"))
-    (w, h), (w0, w1), (h0, h1) = d["median"], d["width_range"], d["height_range"]
-    sizes = f"all {w}x{h}"
-    if (w0, w1, h0, h1) != (w, w, h, h):
-        sizes = f"median {w}x{h}, widths {w0}-{w1}, heights {h0}-{h1}"
+    m, d, s = results["machine"], results["dataset"], results["settings"]
     gpu = "GPU: none used (DALI ran on the CPU)"
     if results["gpu"] is not None:
         gpu = (
@@ -379,14 +368,13 @@ def _machine_lines(results: dict[str, Any]) -> list[str]:
             f"{_plural(s['warmup'], 'untimed warm-up epoch')} (pipeline build and worker "
             "start-up not timed)"
         )
-    lines = [
-        *report.cpu_lines(m),
-        f"torch {m['torch']}, torchvision {v['torchvision']}, nvidia-dali {v['nvidia-dali']}, "
-        f"Pillow {v['Pillow']}, Python {m['python']}; 1-min load average {load_before:.2f} "
-        f"before, {m['load_average_1min']:.2f} after",
+    warning = busy_machine_warning(m["load_average_1min_before"], m["usable_cores"])
+    lines = report.machine_lines(
+        m,
+        f"torchvision {m['torchvision']}, nvidia-dali {m['nvidia-dali']}, Pillow {m['Pillow']}",
         gpu,
         f"data: {d['kind']} ({d['root']}): {d['images']}{used} training JPEGs in "
-        f"{d['classes']} classes, {sizes}, mean {d['mean_kb']:.0f} KB",
+        f"{d['classes']} classes, {d['sizes']}, mean {d['mean_kb']:.0f} KB",
         f"work per image (both loaders, their data modules' train loaders): decode, shorter side "
         f"to 256, centre 256x256, {d['mean']} subtracted, random 224x224 crop, flip, PCA "
         f"lighting (std {d['lighting_std']}); float32 batches of {s['batch_size']}",
@@ -394,10 +382,10 @@ def _machine_lines(results: dict[str, Any]) -> list[str]:
         f"(order rotated each round), after {warmup}; DALI's prefetch of the next epoch "
         "counted in its own epoch; torch ops in the main process on 1 thread, as in "
         "DataLoader workers",
-        *filter(None, [busy_machine_warning(load_before, m["usable_cores"])]),
-    ]
+        *([warning] if warning else []),
+    )
     for data in (PREPARED, SHARDS):
-        if results.get(data):
+        if results[data]:
             how = " --format shards` (webdataset tars)" if data == SHARDS else "`"
             lines.append(
                 f"{data}: the same images from {results[data]['root']}, written once at "
@@ -412,27 +400,27 @@ def format_data_results(
 ) -> str:
     """The machine, data and settings, a table of the loaders; the last line is the ratio.
     ``markdown=True``: a file, with ``command`` (how the run was started) near the top."""
-    others = {data: results[data] for data in (PREPARED, SHARDS) if results.get(data)}
-    bests = {i for r in (results, *others.values()) for i in (r["best"], r["best_dali"])}
-    best = results["rows"][results["best"]]["images_per_s"]
+    fastest = results["fastest"]
+    rate = {key: results["rows"][i]["images_per_s"] for key, i in fastest.items()}
     header = ("loader", "data", "config", "images/s", "min", "max", "vs best torchvision")
     rows = [
         (
             row["loader"],
             row["data"],
-            row["config"] + (" (best)" if i in bests else ""),
+            row["config"] + (" (best)" if i in fastest.values() else ""),
             *(f"{row[key]:.1f}" for key in ("images_per_s", "min", "max")),
-            f"{row['images_per_s'] / best:.2f}",
+            f"{row['images_per_s'] / rate[TORCHVISION, RAW]:.2f}",
         )
         for i, row in enumerate(results["rows"])
     ]
+    # Each loader's prepared/raw ratios, the prepared folder's DALI line just above the raw
+    # dali/torchvision line, the last.
+    order = ((TORCHVISION, PREPARED), (TORCHVISION, SHARDS), (DALI, SHARDS), (DALI, PREPARED))
     ratios = [
-        f"{loader} {data}/raw images-per-second ratio: {other[f'{loader}_ratio']:.2f}"
-        for data, other in others.items()
-        for loader in (TORCHVISION, DALI)
+        f"{loader} {data}/raw images-per-second ratio: {rate[loader, data] / rate[loader, RAW]:.2f}"
+        for loader, data in order
+        if (loader, data) in rate
     ]
-    # The prepared folder's DALI line just above the raw dali/torchvision line, the last.
-    ratios.sort(key=lambda line: line.startswith(f"{DALI} {PREPARED}/"))
     ratios.append(f"dali/torchvision images-per-second ratio: {results['ratio']:.2f}")
     lines, body = _machine_lines(results), [*report.table(header, rows, markdown, 3), "", *ratios]
     if markdown:

@@ -25,9 +25,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import Strategy
 from torch.utils.data import DataLoader
 
-from lit_alexnet.bench import model as bench_model
+from lit_alexnet.bench import report
 from lit_alexnet.bench.model import NUM_CLASSES, PAPER, TORCHVISION
-from lit_alexnet.bench.report import cpu_lines, document, machine_description, versions
 from lit_alexnet.bench.timing import Timer
 from lit_alexnet.data.choices import BATCH_SIZE
 
@@ -62,17 +61,14 @@ class GpuBenchSettings:
     cache_dir: Path | None = None  # where the photo set lives (default: the package's cache)
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "images", "model_steps", "data_repeats"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
-        for steps, warmup in (("fit_steps", "fit_warmup"), ("batch_steps", "batch_warmup")):
-            if not 1 <= getattr(self, warmup) < getattr(self, steps):
-                raise ValueError(
-                    f"need 1 <= {warmup} < {steps}; got {getattr(self, warmup)}, "
-                    f"{getattr(self, steps)}"
-                )
-        if self.model_warmup < 0:
-            raise ValueError(f"model_warmup={self.model_warmup!r} must be >= 0")
+        # The four that the command line sets; the others are fixed.
+        counts = (self.batch_size, self.images, self.model_steps)
+        if min(counts) < 1 or self.fit_steps <= self.fit_warmup:
+            raise ValueError(
+                f"need batch_size, images, model_steps >= 1 and fit_steps > fit_warmup "
+                f"({self.fit_warmup}); got {self.batch_size}, {self.images}, {self.model_steps}, "
+                f"{self.fit_steps}"
+            )
 
 
 @dataclass
@@ -83,11 +79,6 @@ class PartResult:
     status: str
     summary: str
     seconds: float = 0.0
-
-    @property
-    def line(self) -> str:
-        """``PART: summary``, as the report prints it."""
-        return f"{self.name}: {self.summary}"
 
 
 @dataclass(frozen=True)
@@ -109,31 +100,12 @@ class Target:
         return f"{self.name}: {self.value:.2f} (target {sign} {self.bound:.2f}): {verdict}"
 
 
-@dataclass
-class GpuReport:
-    """Everything ``bench gpu`` found: the machine, each part, the targets measured."""
-
-    machine: dict[str, Any]
-    gpu: str | None
-    versions: dict[str, str]
-    settings: GpuBenchSettings
-    parts: list[PartResult]
-    targets: list[Target]
-
-    @property
-    def exit_status(self) -> int:
-        """1 if a part raised an error, else 0 (skipped parts and missed targets are not)."""
-        return int(any(part.status == "error" for part in self.parts))
-
-
 class ImagesPerSecond(Callback):
-    """Images per second of a fit's batches after its first ``warmup`` up to the last
-    (``trainer.max_steps``, else the end of training), and the seconds of the warm-up: two
-    runs of one :class:`Timer`."""
+    """Images per second of a fit's batches after its first ``warmup`` (at least one) up to
+    the last (``trainer.max_steps``: the fits run as many epochs as it takes), and the
+    seconds of the warm-up: two runs of one :class:`Timer`."""
 
     def __init__(self, warmup: int) -> None:
-        if warmup < 1:
-            raise ValueError(f"warmup={warmup!r}: the clock starts after batch >= 1")
         self.warmup, self.batches, self.images, self.timer = warmup, 0, 0, Timer()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -151,13 +123,8 @@ class ImagesPerSecond(Callback):
             if self.batches == trainer.max_steps:
                 self.timer.stop(self.images)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.timer.started is not None:  # the data ran out before max_steps
-            self.timer.stop(self.images)
-
     @property
     def images_per_s(self) -> float:
-        """Images per second of the timed batches."""
         if not self.images:
             raise RuntimeError(
                 f"the fit ended after {self.batches} batches, within its {self.warmup} "
@@ -167,7 +134,6 @@ class ImagesPerSecond(Callback):
 
     @property
     def warmup_s(self) -> float:
-        """Seconds from the start of training to the end of the warm-up batches."""
         return self.timer.seconds[0]
 
 
@@ -212,16 +178,6 @@ def fit_images_per_second(
     return timer
 
 
-def photo_fit_root(photos: Path, where: Path) -> Path:
-    """A root at ``where`` whose ``train`` and ``val`` both link to the photo set's
-    ``train/``: a fit's data module checks a ``val/``, which the photo set lacks."""
-    where.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val"):
-        if not (where / split).exists():
-            (where / split).symlink_to((photos / "train").resolve(), target_is_directory=True)
-    return where
-
-
 def _quickstart(overrides: Sequence[str] = ()) -> L.LightningModule:
     """The quickstart's LitAlexNet (``conf/train.yaml``) with the model-step benchmark's
     :data:`~lit_alexnet.bench.model.NUM_CLASSES` outputs, so both do the same work."""
@@ -234,25 +190,25 @@ def _quickstart(overrides: Sequence[str] = ()) -> L.LightningModule:
 def end_to_end_fit(
     photos: Path, *, batch_size: int, steps: int, warmup: int, device: torch.device, **fit: Any
 ) -> ImagesPerSecond:
-    """Fit the quickstart's model on the photo set through
+    """Fit the quickstart's model on the photo set's training split through
     :class:`~lit_alexnet.DaliImageDataModule` (channels-last, decoding on the GPU where there
     is one); its timer. ``fit``: more of :func:`fit_images_per_second`'s arguments."""
+    from lit_alexnet.bench.data import train_split
     from lit_alexnet.data.dali import DaliImageDataModule
-    from lit_alexnet.data.formats import STATS_FILENAME
+    from lit_alexnet.data.folders import scan_split
 
-    with tempfile.TemporaryDirectory(prefix="lit_alexnet_photo_fit_") as tmp:
-        data = DaliImageDataModule(
-            photo_fit_root(photos, Path(tmp) / "root"),
-            batch_size=batch_size,
-            device="gpu" if device.type == "cuda" else "cpu",
-            channels_last=True,
-            pipeline_seed=0,
-            stats=photos / STATS_FILENAME,
-            verify="off",  # the benchmark generated the files
-        )
-        return fit_images_per_second(
-            _quickstart(), steps=steps, warmup=warmup, device=device, datamodule=data, **fit
-        )
+    data = train_split(
+        DaliImageDataModule,
+        photos,
+        scan_split(photos, "train"),  # the benchmark generated them: no checks
+        batch_size=batch_size,
+        device="gpu" if device.type == "cuda" else "cpu",
+        channels_last=True,
+        pipeline_seed=0,
+    )
+    return fit_images_per_second(
+        _quickstart(), steps=steps, warmup=warmup, device=device, datamodule=data, **fit
+    )
 
 
 # ----------------------------------------------------------------------------- parts
@@ -263,8 +219,10 @@ def end_to_end_fit(
 def _step_part(
     name: str, s: GpuBenchSettings, device: torch.device, figures: dict[str, Any]
 ) -> str:
+    from lit_alexnet.bench.model import run_model_benchmark
+
     bf16 = name == STEP_BF16
-    figures[name] = results = bench_model.run_model_benchmark(
+    figures[name] = results = run_model_benchmark(
         s.batch_size,
         s.model_steps,
         s.model_warmup,
@@ -281,10 +239,10 @@ def _step_part(
 
 
 def _dali_part(s: GpuBenchSettings, photos: Path, log: Callable[[str], None]) -> str:
-    from lit_alexnet.bench.data import run_data_benchmark
+    from lit_alexnet.bench import data
     from lit_alexnet.data.parallel import usable_cpus
 
-    results = run_data_benchmark(
+    results = data.run_data_benchmark(
         photos,
         kind="photo",
         images=s.images,
@@ -294,7 +252,11 @@ def _dali_part(s: GpuBenchSettings, photos: Path, log: Callable[[str], None]) ->
         device="gpu",
         log=log,
     )
-    dali, loader = results["rows"][results["best_dali"]], results["rows"][results["best"]]
+    fastest = (
+        results["fastest"][data.DALI, data.RAW],
+        results["fastest"][data.TORCHVISION, data.RAW],
+    )
+    dali, loader = (results["rows"][i] for i in fastest)
     return (
         f"{dali['images_per_s']:.0f} images/s ({dali['config']}); torchvision's DataLoader "
         f"({loader['config']}) {loader['images_per_s']:.0f} images/s (DALI/DataLoader "
@@ -321,10 +283,11 @@ def _against_plain(
     """``model.compile=true`` (:data:`COMPILE`) or both towers on the GPU through the
     two-device strategy (:data:`TWO_DEVICE`) against the plain eager model, in fits on one
     batch kept on the GPU: the model and the training loop alone."""
+    from lit_alexnet.bench.model import random_batch
     from lit_alexnet.strategies import TwoDeviceModelParallelStrategy
 
     def fit(overrides: Sequence[str] = (), strategy: Strategy | None = None) -> ImagesPerSecond:
-        batch = bench_model.random_batch(s.batch_size, device, channels_last=True)
+        batch = random_batch(s.batch_size, device, channels_last=True)
         return fit_images_per_second(
             _quickstart(overrides),
             steps=s.batch_steps,
@@ -377,7 +340,7 @@ def _run_part(name: str, run: Callable[[], str], say: Callable[[str], None]) -> 
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         result = PartResult(name, "error", f"error: {type(e).__name__}: {message}")
     result.seconds = timer.stop()
-    say(f"{result.line} [{result.seconds:.0f} s]")
+    say(f"{name}: {result.summary} [{result.seconds:.0f} s]")
     gc.collect()  # what the part left: each part starts with the GPU's memory free
     if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
@@ -386,14 +349,17 @@ def _run_part(name: str, run: Callable[[], str], say: Callable[[str], None]) -> 
 
 def run_gpu_benchmark(
     settings: GpuBenchSettings | None = None, log: Callable[[str], None] | None = None
-) -> GpuReport:
-    """Run every part and return what each found: without a CUDA GPU every part is skipped,
-    without nvidia-dali the two that read the photo set; ``log`` gets progress."""
+) -> dict[str, Any]:
+    """Run every part: without a CUDA GPU every part is skipped, without nvidia-dali the two
+    that read the photo set; ``log`` gets progress. Returns the machine, the GPU's name (or
+    None), the settings, each part's :class:`PartResult`, the :class:`Target` measured and
+    the ``errors``: the parts that raised one."""
     from lit_alexnet.bench.photos import ensure_photo_dataset
     from lit_alexnet.data.cache import default_cache_dir
     from lit_alexnet.data.dali import dali_available
 
     s, say = settings or GpuBenchSettings(), log or (lambda line: None)
+    load_before = report.load_average()
     has_gpu, has_dali = torch.cuda.is_available(), dali_available()
     device = torch.device("cuda", 0) if has_gpu else torch.device("cpu")
     figures: dict[str, Any] = {}
@@ -417,41 +383,50 @@ def run_gpu_benchmark(
             parts.append(PartResult(name, "skipped", "nvidia-dali not installed: skipped"))
         else:
             parts.append(_run_part(name, run, say))
-    gpu = torch.cuda.get_device_name(device) if has_gpu else None
-    return GpuReport(machine_description(), gpu, versions(), s, parts, targets(figures))
+    return {
+        "machine": report.machine_description(load_before),
+        "gpu": torch.cuda.get_device_name(device) if has_gpu else None,
+        "settings": s,
+        "parts": parts,
+        "targets": targets(figures),
+        "errors": [part.name for part in parts if part.status == "error"],
+    }
 
 
-def format_gpu_report(report: GpuReport, markdown: bool = False, command: str | None = None) -> str:
+def format_gpu_report(
+    results: dict[str, Any], markdown: bool = False, command: str | None = None
+) -> str:
     """The machine, a line per part (``PART: figures`` or ``PART: no GPU: skipped``), the
     targets; ``markdown=True``: a file with ``command``, the parts and their seconds."""
-    v, s = report.versions, report.settings
-    gpu = f"GPU: {report.gpu} (CUDA {v['CUDA']}), cuda:0"
-    if report.gpu is None:
+    m, s, parts = results["machine"], results["settings"], results["parts"]
+    gpu = f"GPU: {results['gpu']} (CUDA {m['CUDA']}), cuda:0"
+    if results["gpu"] is None:
         gpu = (
             "GPU: none (torch.cuda.is_available() is False): every GPU part was skipped and no "
             "GPU figure was measured"
         )
-    machine = [
-        cpu_lines(report.machine)[0],
+    machine = report.machine_lines(
+        m,
+        f"torchvision {m['torchvision']}, lightning {m['lightning']}, nvidia-dali "
+        f"{m['nvidia-dali']}",
         gpu,
-        f"torch {v['torch']}, torchvision {v['torchvision']}, lightning {v['lightning']}, "
-        f"nvidia-dali {v['nvidia-dali']}, Python {v['Python']}",
         f"settings: batch {s.batch_size}; model steps {s.model_steps} timed after "
         f"{s.model_warmup}; photo set {s.images} images, {s.data_repeats} timed epochs; "
         f"end-to-end fit {s.fit_steps} batches ({s.fit_warmup} warm-up); resident-batch fits "
         f"{s.batch_steps} batches ({s.batch_warmup} warm-up)",
-    ]
-    lines = [t.line for t in report.targets]
+    )
+    lines = [t.line for t in results["targets"]]
     if not lines:
-        why = "no GPU" if report.gpu is None else "the parts that measure them did not finish"
+        why = "no GPU" if results["gpu"] is None else "the parts that measure them did not finish"
         lines = [f"targets: none measured ({why})"]
-    errors = [p.name for p in report.parts if p.status == "error"]
+    errors = results["errors"]
     lines.append(f"errors in: {', '.join(errors)}" if errors else "no part raised an error")
     if not markdown:
-        return "\n".join([*machine, "", *(p.line for p in report.parts), "", *lines])
+        parts = [f"{p.name}: {p.summary}" for p in parts]
+        return "\n".join([*machine, "", *parts, "", *lines])
     table = ["| part | result | s |", "|---|---|---:|"]
-    for p in report.parts:
+    for p in parts:
         seconds = "" if p.status == "skipped" else f" {p.seconds:.0f}"
         table.append(f"| {p.name} | {p.summary} |{seconds} |")
     body = [*table, "", "## Targets", "", *(f"- {line}" for line in lines)]
-    return document("lit_alexnet GPU benchmark", command, machine, body)
+    return report.document("lit_alexnet GPU benchmark", command, machine, body)

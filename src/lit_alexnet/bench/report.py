@@ -16,12 +16,25 @@ from lit_alexnet.precision import machine_report
 
 
 def machine_description(load_before: float = float("nan")) -> dict[str, Any]:
-    """CPU model, core counts, torch version and threads of this process; the 1-minute load
-    average now and ``load_before`` (taken before the run: other processes' alone)."""
+    """CPU model, core counts, threads of this process and the versions of the libraries the
+    figures depend on (nvidia-dali ``absent`` without it); the 1-minute load average now and
+    ``load_before`` (taken before the run: other processes' alone)."""
+    import lightning
+    import PIL
+    import torchvision
+    from PIL import features
+
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
         cpu = names[0] if names else cpu  # else (not Linux) platform's answer
+    try:
+        from nvidia import dali
+
+        dali_version = str(dali.__version__)
+    except ImportError:
+        dali_version = "absent"
+    turbo = features.version("libjpeg_turbo") if features.check_feature("libjpeg_turbo") else None
     report = machine_report()
     return {
         "cpu": cpu,
@@ -31,12 +44,17 @@ def machine_description(load_before: float = float("nan")) -> dict[str, Any]:
         "native_bf16": report.cpu_native_bf16,
         "logical_cores": os.cpu_count() or 0,
         "usable_cores": usable_cpus(),
-        "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         # Other work on the machine skews CPU timings; the load average records it.
         "load_average_1min": load_average(),
         "load_average_1min_before": load_before,
         "python": platform.python_version(),
+        "torch": torch.__version__,
+        "CUDA": str(torch.version.cuda),
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "nvidia-dali": dali_version,
+        "Pillow": PIL.__version__ + (f" (libjpeg-turbo {turbo})" if turbo else ""),
     }
 
 
@@ -46,31 +64,6 @@ def load_average() -> float:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return float("nan")
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries the figures depend on (nvidia-dali ``absent`` without it)."""
-    import lightning
-    import PIL
-    import torchvision
-    from PIL import features
-
-    try:
-        from nvidia import dali
-
-        dali_version = str(dali.__version__)
-    except ImportError:
-        dali_version = "absent"
-    turbo = features.version("libjpeg_turbo") if features.check_feature("libjpeg_turbo") else None
-    return {
-        "torch": torch.__version__,
-        "CUDA": str(torch.version.cuda),
-        "torchvision": torchvision.__version__,
-        "lightning": lightning.__version__,
-        "nvidia-dali": dali_version,
-        "Pillow": PIL.__version__ + (f" (libjpeg-turbo {turbo})" if turbo else ""),
-        "Python": platform.python_version(),
-    }
 
 
 @contextlib.contextmanager
@@ -85,12 +78,17 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def cpu_lines(machine: dict[str, Any]) -> list[str]:
-    """The CPU and the kernels torch uses on it, as the reports print them."""
-    m = machine
+def machine_lines(machine: dict[str, Any], software: str, *more: str) -> list[str]:
+    """The bullets every report starts with: the CPU and the kernels torch uses on it; torch,
+    ``software`` (more libraries, or threads) and Python, with the 1-minute load average
+    before and after the run; then ``more``."""
+    m, before = machine, machine.get("load_average_1min_before", float("nan"))
     return [
         f"CPU: {m['cpu']} ({m['usable_cores']} usable of {m['logical_cores']} logical cores)",
         f"CPU kernels: {m['cpu_kernels']}; bfloat16 native: {'yes' if m['native_bf16'] else 'no'}",
+        f"torch {m['torch']}, {software}, Python {m['python']}; 1-min load average "
+        f"{before:.2f} before, {m['load_average_1min']:.2f} after",
+        *more,
     ]
 
 

@@ -36,7 +36,6 @@ class Timer:
         return time.perf_counter()
 
     def start(self) -> None:
-        """Begin a run."""
         self.started = self.clock()
 
     def stop(self, items: int = 0) -> float:
@@ -50,12 +49,10 @@ class Timer:
 
     @property
     def median_s(self) -> float:
-        """The median run's seconds."""
         return statistics.median(self.seconds)
 
     @property
     def min_s(self) -> float:
-        """The fastest run's seconds."""
         return min(self.seconds)
 
     @property
