@@ -31,17 +31,6 @@ OPTIMIZERS: dict[str, list[str]] = {"sgd": ["optimizer=sgd"], "adamw": []}
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
-def optimizer_factory(name: str) -> OptimizerFactory:
-    """``"sgd"``: section 5's SGD (``optimizer=sgd``) or ``"adamw"``: the quickstart's fused
-    AdamW, composed from the training config, as training builds them."""
-    from hydra.utils import instantiate
-
-    from lit_alexnet.job import compose_train_config
-
-    factory: OptimizerFactory = instantiate(compose_train_config(OPTIMIZERS[name]).optimizer)
-    return factory
-
-
 def _build_models() -> dict[str, nn.Module]:
     """The paper's net, the same with ``torch.nn.LocalResponseNorm`` in place of each of its
     LRNs (with ``alpha * size``: torch divides alpha by the window) and torchvision's net."""
@@ -112,6 +101,10 @@ def run_model_benchmark(
     on ``threads`` (None: its default). Returns the settings, the machine, the GPU's name
     (or None), ``"models"`` (``{name: {"ms_median", "ms_min", "images_per_s"}}``),
     ``"ratio"`` (our step time over torchvision's) and ``"lrn_speedup"``."""
+    from hydra.utils import instantiate
+
+    from lit_alexnet.job import compose_train_config
+
     if min(batch_size, steps) < 1 or warmup < 0:  # precision, optimizer: the CLI's choices
         raise ValueError(
             f"need batch_size, steps >= 1 and warmup >= 0; got {batch_size}, {steps}, {warmup}"
@@ -123,7 +116,8 @@ def run_model_benchmark(
         load_before = report.load_average()
         torch.manual_seed(0)
         batch = random_batch(batch_size, where, channels_last)
-        factory = optimizer_factory(optimizer)
+        # Built from the training config, as training builds it.
+        factory = instantiate(compose_train_config(OPTIMIZERS[optimizer]).optimizer)
         jobs = {  # train(): dropout on, as in training
             name: _train_step(model.to(where).train(), batch, factory, precision)
             for name, model in _build_models().items()
