@@ -25,10 +25,24 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import Strategy
 from torch.utils.data import DataLoader
 
-from lit_alexnet.bench import report
-from lit_alexnet.bench.model import NUM_CLASSES, PAPER, TORCHVISION
+from lit_alexnet.bench import data, report
+from lit_alexnet.bench.data import train_split
+from lit_alexnet.bench.model import (
+    NUM_CLASSES,
+    PAPER,
+    TORCHVISION,
+    random_batch,
+    run_model_benchmark,
+)
+from lit_alexnet.bench.photos import ensure_photo_dataset
 from lit_alexnet.bench.timing import Timer
+from lit_alexnet.data.cache import default_cache_dir
 from lit_alexnet.data.choices import BATCH_SIZE
+from lit_alexnet.data.dali import DaliImageDataModule, dali_available
+from lit_alexnet.data.folders import scan_split
+from lit_alexnet.data.parallel import usable_cpus
+from lit_alexnet.job import quickstart
+from lit_alexnet.strategies import TwoDeviceModelParallelStrategy
 
 STEP_FP32 = "model step fp32"
 STEP_BF16 = "model step bf16 channels-last"
@@ -181,8 +195,6 @@ def fit_images_per_second(
 def _quickstart(overrides: Sequence[str] = ()) -> L.LightningModule:
     """The quickstart's LitAlexNet (``conf/train.yaml``) with the model-step benchmark's
     :data:`~lit_alexnet.bench.model.NUM_CLASSES` outputs, so both do the same work."""
-    from lit_alexnet.job import quickstart
-
     torch.manual_seed(0)
     return quickstart(NUM_CLASSES, overrides)
 
@@ -193,10 +205,6 @@ def end_to_end_fit(
     """Fit the quickstart's model on the photo set's training split through
     :class:`~lit_alexnet.DaliImageDataModule` (channels-last, decoding on the GPU where there
     is one); its timer. ``fit``: more of :func:`fit_images_per_second`'s arguments."""
-    from lit_alexnet.bench.data import train_split
-    from lit_alexnet.data.dali import DaliImageDataModule
-    from lit_alexnet.data.folders import scan_split
-
     data = train_split(
         DaliImageDataModule,
         photos,
@@ -219,8 +227,6 @@ def end_to_end_fit(
 def _step_part(
     name: str, s: GpuBenchSettings, device: torch.device, figures: dict[str, Any]
 ) -> str:
-    from lit_alexnet.bench.model import run_model_benchmark
-
     bf16 = name == STEP_BF16
     figures[name] = results = run_model_benchmark(
         s.batch_size,
@@ -239,9 +245,6 @@ def _step_part(
 
 
 def _dali_part(s: GpuBenchSettings, photos: Path, log: Callable[[str], None]) -> str:
-    from lit_alexnet.bench import data
-    from lit_alexnet.data.parallel import usable_cpus
-
     results = data.run_data_benchmark(
         photos,
         kind="photo",
@@ -283,8 +286,6 @@ def _against_plain(
     """``model.compile=true`` (:data:`COMPILE`) or both towers on the GPU through the
     two-device strategy (:data:`TWO_DEVICE`) against the plain eager model, in fits on one
     batch kept on the GPU: the model and the training loop alone."""
-    from lit_alexnet.bench.model import random_batch
-    from lit_alexnet.strategies import TwoDeviceModelParallelStrategy
 
     def fit(overrides: Sequence[str] = (), strategy: Strategy | None = None) -> ImagesPerSecond:
         batch = random_batch(s.batch_size, device, channels_last=True)
@@ -354,10 +355,6 @@ def run_gpu_benchmark(
     that read the photo set; ``log`` gets progress. Returns the machine, the GPU's name (or
     None), the settings, each part's :class:`PartResult`, the :class:`Target` measured and
     the ``errors``: the parts that raised one."""
-    from lit_alexnet.bench.photos import ensure_photo_dataset
-    from lit_alexnet.data.cache import default_cache_dir
-    from lit_alexnet.data.dali import dali_available
-
     s, say = settings or GpuBenchSettings(), log or (lambda line: None)
     load_before = report.load_average()
     has_gpu, has_dali = torch.cuda.is_available(), dali_available()

@@ -15,10 +15,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+import torchvision
+from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from lit_alexnet.bench import report
 from lit_alexnet.bench.timing import Timer
+from lit_alexnet.job import compose_train_config
+from lit_alexnet.nn.alexnet import AlexNet
+from lit_alexnet.nn.lrn import LocalResponseNorm
 
 PAPER = "lit_alexnet"
 PAPER_TORCH_LRN = "lit_alexnet+torch_lrn"
@@ -34,11 +39,6 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 def _build_models() -> dict[str, nn.Module]:
     """The paper's net, the same with ``torch.nn.LocalResponseNorm`` in place of each of its
     LRNs (with ``alpha * size``: torch divides alpha by the window) and torchvision's net."""
-    import torchvision
-
-    from lit_alexnet.nn.alexnet import AlexNet
-    from lit_alexnet.nn.lrn import LocalResponseNorm
-
     paper = AlexNet(num_classes=NUM_CLASSES)
     torch_lrn = copy.deepcopy(paper)
     for parent in list(torch_lrn.modules()):
@@ -101,10 +101,6 @@ def run_model_benchmark(
     on ``threads`` (None: its default). Returns the settings, the machine, the GPU's name
     (or None), ``"models"`` (``{name: {"ms_median", "ms_min", "images_per_s"}}``),
     ``"ratio"`` (our step time over torchvision's) and ``"lrn_speedup"``."""
-    from hydra.utils import instantiate
-
-    from lit_alexnet.job import compose_train_config
-
     if min(batch_size, steps) < 1 or warmup < 0:  # precision, optimizer: the CLI's choices
         raise ValueError(
             f"need batch_size, steps >= 1 and warmup >= 0; got {batch_size}, {steps}, {warmup}"

@@ -9,7 +9,11 @@ import platform
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import lightning
+import PIL
 import torch
+import torchvision
+from PIL import features
 
 from lit_alexnet.data.parallel import usable_cpus
 from lit_alexnet.precision import machine_report
@@ -19,11 +23,6 @@ def machine_description(load_before: float = float("nan")) -> dict[str, Any]:
     """CPU model, core counts, threads of this process and the versions of the libraries the
     figures depend on (nvidia-dali ``absent`` without it); the 1-minute load average now and
     ``load_before`` (taken before the run: other processes' alone)."""
-    import lightning
-    import PIL
-    import torchvision
-    from PIL import features
-
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
