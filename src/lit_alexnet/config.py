@@ -23,11 +23,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from lit_alexnet.checks import Invalid, Missing, check
-from lit_alexnet.data.backends import folder_datamodule
 from lit_alexnet.data.base import FolderDataModule
 from lit_alexnet.data.builtin import BuiltinSpec
-from lit_alexnet.data.choices import check_data_options
-from lit_alexnet.data.dali import DaliImageDataModule
+from lit_alexnet.data.choices import AUTO, check_data_options
 from lit_alexnet.data.formats import SHARDS_INDEX
 from lit_alexnet.data.torchvision import ImageFolderDataModule
 from lit_alexnet.nn.alexnet import AlexNet, Norm, Pooling, check_arguments
@@ -57,9 +55,7 @@ _PLATEAU = inspect.signature(PlateauDecay).parameters
 _ADAMW = inspect.signature(torch.optim.AdamW).parameters
 _SPEC = BuiltinSpec()
 # The data config's defaults are the datamodules'.
-_FACTORY = inspect.signature(folder_datamodule).parameters
 _FOLDER = inspect.signature(FolderDataModule).parameters
-_DALI = inspect.signature(DaliImageDataModule).parameters
 _TORCHVISION = inspect.signature(ImageFolderDataModule).parameters
 
 
@@ -163,7 +159,7 @@ class DataConfig:
 
     _target_: str = MISSING
     # auto: DALI where it is installed, else torchvision.
-    backend: str = _FACTORY["backend"].default
+    backend: str = AUTO
     batch_size: int = _FOLDER["batch_size"].default
     mean: str = _FOLDER["mean"].default
     lighting_std: float = _FOLDER["lighting_std"].default
@@ -174,11 +170,12 @@ class DataConfig:
     stats: str | None = _FOLDER["stats"].default
     verify: str = _FOLDER["verify"].default
     bad_files: str = _FOLDER["bad_files"].default
-    # DALI only.
-    device: str = _DALI["device"].default
-    num_threads: int | None = _DALI["num_threads"].default
-    channels_last: bool = _DALI["channels_last"].default
-    pipeline_seed: int | None = _DALI["pipeline_seed"].default
+    # DALI only; off unless set, as in DaliImageDataModule (whose module this one does not
+    # import: composing a config imports no DALI).
+    device: str = AUTO
+    num_threads: int | None = None
+    channels_last: bool = False
+    pipeline_seed: int | None = None
     # torchvision only.
     num_workers: int | None = _TORCHVISION["num_workers"].default
     pin_memory: bool = _TORCHVISION["pin_memory"].default

@@ -11,12 +11,12 @@ builds the same objects from the same YAML.
 from __future__ import annotations
 
 import os
-from importlib.metadata import version
 import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lit_alexnet.checks import Invalid
 from lit_alexnet.data import dali
 from lit_alexnet.data.base import FolderDataModule
-from lit_alexnet.data.choices import check_data_options
+from lit_alexnet.data.choices import AUTO, check_data_options
 from lit_alexnet.data.shards import ShardsDataModule, TorchShardsDataModule
 from lit_alexnet.data.torchvision import BuiltinDataModule, ImageFolderDataModule
 
@@ -28,7 +28,7 @@ __all__ = ["builtin_datamodule", "folder_datamodule", "resolve_backend", "shards
 def resolve_backend(backend: str) -> str:
     """``"dali"`` or ``"torchvision"``; ``"auto"`` falls back to torchvision without DALI."""
     check_data_options(backend=backend)
-    if backend == "auto":
+    if backend == AUTO:
         if dali.dali_available():
             return "dali"
         rank_zero_warn(
@@ -52,7 +52,7 @@ _SOURCES: dict[str, tuple[type[FolderDataModule], type[FolderDataModule], tuple[
 }
 
 
-def folder_datamodule(root: str | Path, backend: str = "auto", **kwargs: Any) -> FolderDataModule:
+def folder_datamodule(root: str | Path, backend: str = AUTO, **kwargs: Any) -> FolderDataModule:
     """``data=folder``: a datamodule over the ImageFolder ``root`` read by ``backend``.
 
     ``kwargs`` go to the backend's class: FolderDataModule's arguments, and ``device``,
@@ -63,14 +63,14 @@ def folder_datamodule(root: str | Path, backend: str = "auto", **kwargs: Any) ->
 
 
 def builtin_datamodule(
-    cache_dir: str | Path, backend: str = "auto", **kwargs: Any
+    cache_dir: str | Path, backend: str = AUTO, **kwargs: Any
 ) -> FolderDataModule:
     """``data=builtin``: the built-in dataset (:class:`~lit_alexnet.data.builtin.BuiltinSpec`'s
     fields in ``kwargs``), generated in ``cache_dir`` on first use, read by ``backend``."""
     return _make("builtin", backend, cache_dir, kwargs)
 
 
-def shards_datamodule(root: str | Path, backend: str = "auto", **kwargs: Any) -> FolderDataModule:
+def shards_datamodule(root: str | Path, backend: str = AUTO, **kwargs: Any) -> FolderDataModule:
     """``data=shards``: the webdataset shards that ``prepare --format shards`` wrote in
     ``root``, read by ``backend``."""
     return _make("shards", backend, root, kwargs)

@@ -4,7 +4,7 @@ config imports no backend."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from lit_alexnet.checks import check, check_choice
 
@@ -15,6 +15,9 @@ MEAN_MODES: tuple[MeanMode, ...] = ("image", "channel")  # the mean image (secti
 Device = Literal["auto", "gpu", "cpu"]
 DEVICES: tuple[Device, ...] = ("auto", "gpu", "cpu")  # where DALI decodes
 BACKENDS = ("auto", "dali", "torchvision")
+# The default backend and DALI device: DALI where it imports, decoding on the GPU where there
+# is one; one name for the datamodules' signatures and the config schema.
+AUTO: Final = "auto"
 BATCH_SIZE = 128  # section 5: every datamodule's and data config's default
 LIGHTING_STD = 0.1  # section 4.1: the PCA lighting's alphas are drawn from N(0, 0.1)
 VERIFY_MODES = ("fast", "full", "off")

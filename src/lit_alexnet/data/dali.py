@@ -23,7 +23,7 @@ from typing_extensions import Unpack
 from lit_alexnet.checks import Invalid
 from lit_alexnet.data.base import FolderDataModule, FolderOptions, Split, Views
 from lit_alexnet.data.builtin import BuiltinMixin
-from lit_alexnet.data.choices import Device, check_data_options
+from lit_alexnet.data.choices import AUTO, Device, check_data_options
 from lit_alexnet.data.dali_culprit import UndecodableImage, find_undecodable
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.formats import DatasetStats
@@ -443,7 +443,7 @@ class DaliImageDataModule(FolderDataModule):
         self,
         root: str | Path,
         *,
-        device: Device = "auto",
+        device: Device = AUTO,
         num_threads: int | None = None,
         channels_last: bool = False,
         pipeline_seed: int | None = None,
