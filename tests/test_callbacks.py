@@ -85,8 +85,11 @@ def fit_with_budget(
     return trainer, tick, budget
 
 
-def _trainer(max_epochs: int, every_n: int, callbacks: list[L.Callback]) -> L.Trainer:
+def _trainer(
+    max_epochs: int, every_n: int, callbacks: list[L.Callback], max_steps: int = -1
+) -> L.Trainer:
     return L.Trainer(
+        max_steps=max_steps,
         accelerator="cpu",
         max_epochs=max_epochs,
         check_val_every_n_epoch=every_n,
@@ -149,4 +152,19 @@ def test_the_last_epoch_is_validated_whatever_the_interval(final: bool) -> None:
     trainer = _trainer(3, 2, [last, seen] if final else [seen])
     trainer.fit(model, loader, loader)
     assert seen.epochs == ([1, 2] if final else [1])
-    assert last.validated_last(trainer) is final
+    if final:
+        assert not last.needs_validation(trainer)
+
+
+def test_a_fit_cut_between_validations_asks_for_one() -> None:
+    # max_steps ends the fit in epoch 2 of 3, before its validation.
+    torch.manual_seed(0)
+    loader = DataLoader(
+        TensorDataset(torch.randn(4, 3, 224, 224), torch.randint(0, 3, (4,))), batch_size=2
+    )
+    model = LitAlexNet(num_classes=3, optimizer=functools.partial(torch.optim.SGD, lr=1e-3))
+    seen, last = Validations(), FinalValidation()
+    trainer = _trainer(3, 2, [last, seen], max_steps=3)
+    trainer.fit(model, loader, loader)
+    assert trainer.global_step == 3 and seen.epochs == []
+    assert last.needs_validation(trainer)

@@ -214,16 +214,18 @@ class FinalValidation(Callback):
     that the run's figures, its best checkpoint and its schedule see the final weights.
 
     The last epoch is the trainer's ``max_epochs`` as it stands at each step, so a callback
-    before this one may change it (:class:`TimeBudget`). :meth:`validated_last` tells the job
-    whether a fit that ended otherwise (``max_steps``, a plateau stop) still needs a validation.
+    before this one may change it (:class:`TimeBudget`). :meth:`needs_validation` tells the
+    job whether a fit that ended otherwise (``max_steps``, a plateau stop) still needs one.
     """
 
     def __init__(self) -> None:
         self._every_n: int | None = None
+        self._fit_here = False
         self._validated_step = -1
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_here = True
         self._every_n = trainer.check_val_every_n_epoch
 
     @override
@@ -242,9 +244,13 @@ class FinalValidation(Callback):
         if not trainer.sanity_checking:
             self._validated_step = trainer.global_step
 
-    def validated_last(self, trainer: L.Trainer) -> bool:
-        """Whether the last validation saw the weights the fit ended with."""
-        return self._validated_step == trainer.global_step
+    def needs_validation(self, trainer: L.Trainer) -> bool:
+        """Whether the fit in this process ended with weights that no validation saw.
+
+        ``False`` where the fit ran in processes the strategy spawned (``two_device_ddp``):
+        their last epoch validated there, and a process started anew would validate alone.
+        """
+        return self._fit_here and self._validated_step != trainer.global_step
 
 
 class ProgressLines(Callback):

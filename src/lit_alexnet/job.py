@@ -195,7 +195,7 @@ def _final_validation(
     """The val top-1 and top-5 errors of the final weights, validating them once more where
     the fit ended between validations (``max_steps``, a plateau stop)."""
     final = next(c for c in trainer.callbacks if isinstance(c, FinalValidation))  # type: ignore[attr-defined]
-    if not final.validated_last(trainer):
+    if final.needs_validation(trainer):
         trainer.validate(model, datamodule=datamodule, verbose=False)
     metrics = trainer.callback_metrics
     return float(metrics[MONITOR]), float(metrics["val/top5_error"])
