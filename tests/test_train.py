@@ -229,16 +229,15 @@ def test_the_summary_line_is_the_last_thing_printed_and_the_noise_is_gone(
     assert "precision " in out and "(trainer.precision=auto:" in out
 
 
-def test_a_refused_config_leaves_no_output_folder(tmp_path: Path, cache_dir: Path) -> None:
+def refused_cli(*args: str, cwd: Path, cache_dir: Path) -> subprocess.CompletedProcess[str]:
+    """A training command expected to be refused before it trains."""
     env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "lit_alexnet.train", "+experiment=smoke", "data.batch_size=0"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    command = [sys.executable, "-m", "lit_alexnet.train", "+experiment=smoke", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_refused_config_leaves_no_output_folder(tmp_path: Path, cache_dir: Path) -> None:
+    proc = refused_cli("data.batch_size=0", cwd=tmp_path, cache_dir=cache_dir)
     assert proc.returncode != 0
     assert "data.batch_size=0" in proc.stderr
     assert not (tmp_path / "outputs").exists(), list(tmp_path.rglob("*"))
@@ -250,22 +249,7 @@ def test_a_refused_config_never_removes_the_working_directory(
     # hydra.run.dir right below an empty working directory: only the job folder goes.
     cwd = tmp_path / "empty"
     cwd.mkdir()
-    env = {**os.environ, "LIT_ALEXNET_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lit_alexnet.train",
-            "+experiment=smoke",
-            "data.batch_size=0",
-            "hydra.run.dir=job",
-        ],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = refused_cli("data.batch_size=0", "hydra.run.dir=job", cwd=cwd, cache_dir=cache_dir)
     assert proc.returncode == 2, proc.stderr
     assert cwd.is_dir() and not (cwd / "job").exists()
 
