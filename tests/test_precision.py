@@ -84,3 +84,30 @@ def test_an_explicit_precision_wins_and_auto_is_resolved_and_said(
     assert "precision 32-true (trainer.precision=auto: this CPU (AVX2 kernels)" in caplog.text
     monkeypatch.setattr("lit_alexnet.precision.machine_report", lambda: AMX)
     assert trainer_precision(auto) == "bf16-mixed"
+
+
+# oneDNN's dnnl_cpu_isa_t masks, as its documentation lists them: each ISA's bits include those
+# of the ISAs it extends, and bfloat16 dot products come with AVX512_CORE_BF16's (0xe7).
+ONEDNN_ISA_MASKS = {
+    "SSE41": 0x1,
+    "AVX": 0x3,
+    "AVX2": 0x7,
+    "AVX2_VNNI": 0xF,
+    "AVX2_VNNI_2": 0x1F,
+    "AVX512_CORE": 0x27,
+    "AVX512_CORE_VNNI": 0x67,
+    "AVX512_CORE_BF16": 0xE7,
+    "AVX10_1_512": 0x1EF,
+    "AVX512_CORE_FP16": 0x1EF,
+    "AVX10_1_512_AMX": 0xFEF,
+    "AVX512_CORE_AMX": 0xFEF,
+    "AVX10_1_512_AMX_FP16": 0x1FEF,
+    "AVX512_CORE_AMX_FP16": 0x1FEF,
+}
+
+
+@pytest.mark.parametrize("isa", [*ONEDNN_ISA_MASKS, "DEFAULT"])
+def test_every_onednn_cap_keeps_bf16_exactly_when_it_allows_bf16_dot_products(isa: str) -> None:
+    native = isa == "DEFAULT" or ONEDNN_ISA_MASKS[isa] & 0xE7 == 0xE7
+    report = MachineReport(cpu_capability="AVX512", cpu_amx=True, onednn_max_isa=isa)
+    assert choose_precision(report)[0] == ("bf16-mixed" if native else "32-true")

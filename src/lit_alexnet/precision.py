@@ -19,16 +19,19 @@ from dataclasses import dataclass
 import torch
 
 AUTO = "auto"
-# oneDNN's ISA names (ONEDNN_MAX_CPU_ISA) from which on bfloat16 dot products are native.
+# oneDNN's ISA names (ONEDNN_MAX_CPU_ISA) from which on bfloat16 dot products are native, and
+# DEFAULT and ALL, which cap nothing (oneDNN's dnnl_cpu_isa_t).
 _ONEDNN_BF16_ISAS = (
     "AVX512_CORE_BF16",
     "AVX10_1_512",
-    "AVX512_CORE_AMX",
-    "AVX10_1_512_AMX",
     "AVX512_CORE_FP16",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX",
     "AVX10_1_512_AMX_FP16",
+    "AVX512_CORE_AMX_FP16",
     "AVX10_2_512",
     "AVX10_2_512_AMX_2",
+    "DEFAULT",
     "ALL",
 )
 
