@@ -273,8 +273,13 @@ def _jpeg_root(root: Path, layout: dict[str, list[str]]) -> Path:
         (["data=folder", "data.root=/no/such"], "data.root='/no/such' is not a folder"),
         (["data=folder", "data.root={root1}"], "train/ holds 1 class folder (a/)"),
         (["data=folder", "data.root={val_only}"], "class folders the training split lacks"),
+        # 4 steps, a quarter of them warming up: OneCycleLR divides by zero on a 1-step warm-up.
+        (
+            ["scheduler=onecycle", "trainer.check_val_every_n_epoch=1"],
+            "one cycle over 4 optimizer steps with pct_start=0.25 warms up in a single step",
+        ),
     ],
-    ids=["bad-value", "missing-root", "one-class", "class-only-in-val"],
+    ids=["bad-value", "missing-root", "one-class", "class-only-in-val", "one-cycle-too-short"],
 )
 def test_a_refusal_is_its_message_alone_with_exit_code_2(
     tmp_path: Path, cache_dir: Path, overrides: list[str], message: str

@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
 from torchmetrics.classification import MulticlassAccuracy
 
+from lit_alexnet.checks import Invalid
 from lit_alexnet.nn import AlexNet
 from lit_alexnet.optim import PaperSGD
 from lit_alexnet.rng import capture_rng_states, restore_rng_states
@@ -171,7 +172,7 @@ class LitAlexNet(L.LightningModule):
         kwargs = {}
         if _takes_total_steps(self.scheduler_factory):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        scheduler = _scheduler(self.scheduler_factory, optimizer, **kwargs)
         config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
         if isinstance(scheduler, ReduceLROnPlateau):
             config["monitor"] = MONITOR
@@ -201,8 +202,11 @@ class LitAlexNet(L.LightningModule):
         done = self.trainer.global_step
         # last_epoch=done - 1: the new scheduler takes its first step to `done`, where the old
         # one stands; the optimizer's param groups already hold its initial_lr.
-        config.scheduler = factory(
-            config.scheduler.optimizer, total_steps=max(total_steps, done + 1), last_epoch=done - 1
+        config.scheduler = _scheduler(
+            factory,
+            config.scheduler.optimizer,
+            total_steps=max(total_steps, done + 1),
+            last_epoch=done - 1,
         )
         return True
 
@@ -220,6 +224,22 @@ def _nested_net(net: Mapping[str, Any] | None, flat: dict[str, Any]) -> dict[str
             "net={...} (lit_alexnet.AlexNet's), e.g. LitAlexNet(10, net={'towers': 1})"
         )
     return {**(net or {}), **flat}
+
+
+def _scheduler(factory: SchedulerFactory, optimizer: Optimizer, **kwargs: Any) -> Any:
+    """``factory(optimizer, **kwargs)``, a schedule too short for one cycle refused in one line."""
+    try:
+        return factory(optimizer, **kwargs)
+    except ZeroDivisionError:
+        # OneCycleLR divides by its warm-up's length in steps less one: zero for a one-step
+        # warm-up (pct_start x total_steps = 1), which it meets on its first step.
+        pct = getattr(factory, "keywords", {}).get("pct_start", "its pct_start")
+        raise Invalid(
+            f"scheduler: one cycle over {kwargs.get('total_steps')} optimizer steps with "
+            f"pct_start={pct} warms up in a single step, which torch's OneCycleLR cannot "
+            "take: train more steps (trainer.max_epochs, limit_train_batches), change "
+            "scheduler.pct_start, or use scheduler=none"
+        ) from None
 
 
 def _takes_total_steps(factory: SchedulerFactory) -> bool:
