@@ -19,6 +19,7 @@ from lit_alexnet import LitAlexNet
 from lit_alexnet.data.folders import scan_split
 from lit_alexnet.data.formats import STATS_FILENAME, DatasetStats
 from lit_alexnet.data.images import open_image
+from lit_alexnet.data.prepare import prepare_shards
 from lit_alexnet.data.transforms import ten_crop_transform
 from lit_alexnet.evaluate import evaluate
 from lit_alexnet.figures import make_figures, nearest
@@ -81,6 +82,26 @@ def test_ten_crop_error_is_the_softmax_average_over_the_ten_patches(run: Path) -
             top5 += label not in ranked[:5]
     assert got["top1_error"] == pytest.approx(top1 / len(val), abs=1e-6)
     assert got["top5_error"] == pytest.approx(top5 / len(val), abs=1e-6)
+
+
+def test_evaluate_and_figures_on_shards(run: Path, tmp_path: Path) -> None:
+    # The run's own data written as webdataset shards, named with the data overrides.
+    shards = tmp_path / "shards"
+    prepare_shards(data_root(run), shards)
+    data = ["data=shards", f"data.root={shards}", "data.backend=torchvision"]
+    got = evaluate(run, data, views=["center"])["center"]
+    assert 0 <= got["top1_error"] <= 1
+    assert json.loads((run / "eval.json").read_text())["images"] == 20  # 10 classes x 2
+    # Figure 4 reads image files, which shards do not have: one line saying what to add.
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.figures", str(run), *data, "--train-images", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: data=shards:") and "add data=folder" in last, last
 
 
 def test_evaluate_names_a_folder_that_is_no_run(tmp_path: Path) -> None:

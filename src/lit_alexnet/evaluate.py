@@ -63,7 +63,7 @@ def evaluate(
         "checkpoint": str(checkpoint),
         "overrides": list(overrides),
         "data": str(getattr(datamodule, "root", "")),
-        "images": len(datamodule.image_list("val")),
+        "images": datamodule.split_size("val"),
         **results,
     }
     (run_dir_of(run) / EVAL).write_text(json.dumps(record, indent=2) + "\n")

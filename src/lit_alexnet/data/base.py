@@ -136,6 +136,10 @@ class FolderDataModule(L.LightningDataModule):
         self.check_splits(split)
         return self._lists[split]
 
+    def split_size(self, split: Split) -> int:
+        """How many images ``split`` holds (after the checks)."""
+        return len(self.image_list(split))
+
     def check_splits(self, *splits: Split) -> None:
         """Scan and verify ``splits`` (those not done yet) together: a layout error or, with
         ``bad_files="error"``, the bad files of all of them are refused at once."""

@@ -28,7 +28,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, default_collate
 from typing_extensions import override
 
-from lit_alexnet.checks import Missing
+from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data.base import FolderDataModule, Split
 from lit_alexnet.data.choices import Views
 from lit_alexnet.data.dali import DaliImageDataModule, reader_sharding
@@ -174,9 +174,16 @@ class _ShardsRoot(FolderDataModule):
 
     @override
     def image_list(self, split: Split) -> ImageList:
-        raise TypeError(
-            f"{self.root} holds its images in tar shards, not files: see shards({split!r})"
+        """Refused: a shards root has no image files to list (:meth:`shards` has the tars)."""
+        raise Invalid(
+            f"data=shards: {self.root} holds its {split} images in tar shards, not files; "
+            "for what reads image files (Figure 4's neighbours), add data=folder "
+            "data.root=<the image folder the shards were written from>"
         )
+
+    @override
+    def split_size(self, split: Split) -> int:
+        return len(self.shards(split))
 
     @override
     def preprocessing(self) -> dict[str, Any]:
