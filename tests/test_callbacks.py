@@ -4,17 +4,19 @@ FinalValidation, the validation of the fit's last epoch."""
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_alexnet import LitAlexNet
 from lit_alexnet import callbacks as callbacks_module
-from lit_alexnet.callbacks import FinalValidation, TimeBudget
+from lit_alexnet.callbacks import FinalValidation, LastCheckpoint, TimeBudget
 
 
 class FakeClock:
@@ -97,7 +99,7 @@ def _trainer(
         num_sanity_val_steps=0,
         callbacks=callbacks,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_progress_bar=False,
         enable_model_summary=False,
     )
@@ -168,3 +170,28 @@ def test_a_fit_cut_between_validations_asks_for_one() -> None:
     trainer.fit(model, loader, loader)
     assert trainer.global_step == 3 and seen.epochs == []
     assert last.needs_validation(trainer)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "period", "steps"),
+    [(2, {"every_n_train_steps": 3}, 8), (3, {"every_n_epochs": 2}, 12)],
+    ids=["every-3-steps", "every-2-epochs"],
+)
+def test_last_ckpt_holds_the_final_step(
+    tmp_path: Path, epochs: int, period: dict[str, int], steps: int
+) -> None:
+    # Epochs of 4 steps, saving every 3 steps (8 steps in all) or every 2 epochs (12):
+    # Lightning's ModelCheckpoint ends with last.ckpt at step 6, or 8; this one at the last.
+    torch.manual_seed(0)
+    loader = DataLoader(
+        TensorDataset(torch.randn(8, 3, 224, 224), torch.randint(0, 3, (8,))), batch_size=2
+    )
+    model = LitAlexNet(num_classes=3, optimizer=functools.partial(torch.optim.SGD, lr=1e-3))
+    last = LastCheckpoint(
+        dirpath=tmp_path, filename="epoch{epoch:03d}", save_top_k=1, save_last="link", **period
+    )
+    trainer = _trainer(epochs, 1, [last])
+    trainer.fit(model, loader, loader)
+    saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)
+    assert trainer.global_step == steps
+    assert saved["global_step"] == steps

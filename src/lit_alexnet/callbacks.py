@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
@@ -251,6 +251,27 @@ class FinalValidation(Callback):
         their last epoch validated there, and a process started anew would validate alone.
         """
         return self._fit_here and self._validated_step != trainer.global_step
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """:class:`~lightning.pytorch.callbacks.ModelCheckpoint` whose ``last.ckpt`` is the state
+    training ended with.
+
+    Lightning writes ``last`` at the end of training only where it wrote none before, so a run
+    saving every N steps (or every N epochs) ended with the checkpoint of its last multiple of
+    N; this one saves the final step too.
+    """
+
+    @override
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # ModelCheckpoint has no public way to save now; its own save path is the one that
+        # keeps save_top_k, the file names and the last link consistent.
+        stale = self._last_checkpoint_saved and self._last_global_step_saved != trainer.global_step
+        if stale and not trainer.sanity_checking:
+            candidates = self._monitor_candidates(trainer)
+            self._save_topk_checkpoint(trainer, candidates)
+            self._save_last_checkpoint(trainer, candidates)
+        super().on_train_end(trainer, pl_module)
 
 
 class ProgressLines(Callback):
