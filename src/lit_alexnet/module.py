@@ -231,6 +231,8 @@ def _scheduler(factory: SchedulerFactory, optimizer: Optimizer, **kwargs: Any) -
     try:
         return factory(optimizer, **kwargs)
     except ZeroDivisionError:
+        if "total_steps" not in kwargs:  # not a schedule sized to the run: not this case
+            raise
         # OneCycleLR divides by its warm-up's length in steps less one: zero for a one-step
         # warm-up (pct_start x total_steps = 1), which it meets on its first step.
         pct = getattr(factory, "keywords", {}).get("pct_start", "its pct_start")
