@@ -66,6 +66,16 @@ def test_affordable_epochs_counts_the_steps_and_validations_left() -> None:
     assert budget.affordable_epochs(**late, every_n=1, max_epochs=10) == 1
 
 
+def test_a_re_plan_after_a_validation_does_not_count_it_again() -> None:
+    budget = TimeBudget(minutes=2, reserve_s=10, start_time=0.0)
+    # Epoch 0 (10 steps of 1 s) is done and validated: 86 s left. Each further epoch costs
+    # 10 s of steps and 4 s of validation: 6 more epochs (7 in all) cost 84 s. Counting epoch
+    # 0's validation again (88 s) would plan one epoch short.
+    args = dict(now=24.0, step_s=1.0, val_s=4.0, steps_per_epoch=10, epoch=0, batches_done=10)
+    assert budget.affordable_epochs(**args, every_n=1, max_epochs=10, validated=True) == 7
+    assert budget.affordable_epochs(**args, every_n=1, max_epochs=10, validated=False) == 6
+
+
 def fit_with_budget(
     monkeypatch: pytest.MonkeyPatch, minutes: float, max_epochs: int, every_n: int
 ) -> tuple[L.Trainer, Tick, TimeBudget]:
@@ -195,3 +205,38 @@ def test_last_ckpt_holds_the_final_step(
     saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)
     assert trainer.global_step == steps
     assert saved["global_step"] == steps
+
+
+def test_a_one_cycle_run_resumed_for_longer_anneals_over_the_new_length(tmp_path: Path) -> None:
+    # One epoch of 4 steps, then resumed with max_epochs=2: the checkpoint's scheduler was
+    # sized to 4 steps, and OneCycleLR refuses a fifth ("Tried to step 5 times").
+    torch.manual_seed(0)
+    loader = DataLoader(
+        TensorDataset(torch.randn(4, 3, 224, 224), torch.randint(0, 3, (4,))), batch_size=1
+    )
+
+    def model() -> LitAlexNet:
+        return LitAlexNet(
+            num_classes=3,
+            optimizer=functools.partial(torch.optim.SGD, lr=1e-3),
+            scheduler=functools.partial(OneCycleLR, max_lr=1e-2, pct_start=0.5),
+        )
+
+    first = _trainer(1, 1, [])
+    first.fit(model(), loader, loader)
+    first.save_checkpoint(tmp_path / "one.ckpt")
+    tick = Tick(FakeClock(), step_s=0.0)
+    longer = _trainer(2, 1, [tick])
+    longer.fit(model(), loader, loader, ckpt_path=tmp_path / "one.ckpt")
+    assert longer.global_step == 8
+    # torch's own OneCycleLR over the 8 steps of the whole run gives the resumed steps' lrs.
+    param = torch.zeros(1, requires_grad=True)
+    reference = OneCycleLR(
+        torch.optim.SGD([param], lr=1e-3), max_lr=1e-2, total_steps=8, pct_start=0.5
+    )
+    lrs = []
+    for _ in range(8):
+        lrs.append(reference.get_last_lr()[0])
+        reference.optimizer.step()
+        reference.step()
+    assert tick.lrs == pytest.approx(lrs[4:])

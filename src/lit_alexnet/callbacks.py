@@ -124,7 +124,7 @@ class TimeBudget(Callback):
         self._val_seconds.append(time.time() - self._val_started)
         self._val_started = None
         if self.planned_epochs is not None:
-            self._plan(trainer, pl_module)
+            self._plan(trainer, pl_module, validated=True)
 
     def step_seconds(self) -> float:
         """The median of the last ``measure_steps`` timed training steps."""
@@ -141,17 +141,19 @@ class TimeBudget(Callback):
         batches_done: int,
         every_n: int | None,
         max_epochs: int,
+        validated: bool = False,
     ) -> int:
         """The most whole epochs, from ``epoch + 1`` to ``max_epochs``, that end in budget.
 
         ``epoch`` is the current (0-based) epoch and ``batches_done`` the training batches
         of the run so far; validations come every ``every_n`` epochs and after the last.
+        ``validated``: the current epoch's validation has already run (and cost its time).
         """
         left = self.deadline - now - self.reserve_s
         for epochs in range(max_epochs, epoch + 1, -1):
             validations = sum(
                 1
-                for e in range(epoch, epochs)
+                for e in range(epoch + validated, epochs)
                 if every_n is None or (e + 1) % every_n == 0 or e == epochs - 1
             )
             cost = (epochs * steps_per_epoch - batches_done) * step_s + validations * val_s
@@ -159,7 +161,9 @@ class TimeBudget(Callback):
                 return epochs
         return epoch + 1
 
-    def _plan(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _plan(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, validated: bool = False
+    ) -> None:
         batches = trainer.num_training_batches
         if not math.isfinite(batches) or self.configured_epochs in (None, -1):
             return  # an endless run has nothing to size
@@ -181,6 +185,8 @@ class TimeBudget(Callback):
             batches_done=batches_done,
             every_n=self._every_n,
             max_epochs=int(self.configured_epochs),
+            # A validation inside the epoch (val_check_interval < 1) is not its last one.
+            validated=validated and self._epoch_batches >= steps_per_epoch,
         )
         epochs = int(trainer.strategy.broadcast(epochs))
         previous = self.planned_epochs or self.configured_epochs

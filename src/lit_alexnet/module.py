@@ -121,6 +121,14 @@ class LitAlexNet(L.LightningModule):
         if self._rng_states is not None:
             restore_rng_states(self._rng_states)
             self._rng_states = None
+        # A resumed one cycle comes back from its checkpoint sized to the first run; a resume
+        # that trains longer (a raised max_epochs, a run TimeBudget cut short) would step
+        # past its end. Lightning restores schedulers after configure_optimizers, so here.
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if isinstance(scheduler, OneCycleLR) and scheduler.total_steps != total_steps:
+                self.resize_schedule(total_steps)
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits for ``[B, 3, 224, 224]`` images."""
