@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 from omegaconf import OmegaConf
 
 from lit_alexnet.job import trainer_precision
-from lit_alexnet.precision import MachineReport, choose_precision, machine_report
+from lit_alexnet.precision import MachineReport, choose_precision, machine_report, used_gpus
 
 AVX512_BF16 = MachineReport(cpu_capability="AVX512", cpu_avx512_bf16=True)
 AMX = MachineReport(cpu_capability="AVX512", cpu_amx=True)
@@ -75,15 +77,59 @@ def test_the_report_reads_onednns_cap_from_the_environment(
 def test_an_explicit_precision_wins_and_auto_is_resolved_and_said(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("lit_alexnet.precision.machine_report", lambda: AVX2)
+    monkeypatch.setattr("lit_alexnet.precision.machine_report", lambda devices: AVX2)
     explicit = OmegaConf.create({"precision": "bf16-mixed", "accelerator": "cpu"})
     assert trainer_precision(explicit) == "bf16-mixed"
     auto = OmegaConf.create({"precision": "auto", "accelerator": "auto"})
     with caplog.at_level(logging.INFO):
         assert trainer_precision(auto) == "32-true"
     assert "precision 32-true (trainer.precision=auto: this CPU (AVX2 kernels)" in caplog.text
-    monkeypatch.setattr("lit_alexnet.precision.machine_report", lambda: AMX)
+    monkeypatch.setattr("lit_alexnet.precision.machine_report", lambda devices: AMX)
     assert trainer_precision(auto) == "bf16-mixed"
+
+
+@pytest.mark.parametrize(
+    ("devices", "used"),
+    [
+        ("auto", [0, 1, 2]),
+        (-1, [0, 1, 2]),
+        ("-1", [0, 1, 2]),
+        (2, [0, 1]),
+        ("1", [0]),
+        ([2], [2]),
+        ([0, 2], [0, 2]),
+        ("1,2", [1, 2]),
+        ("2,", [2]),
+    ],
+)
+def test_the_gpus_a_run_uses_are_those_lightnings_devices_setting_names(
+    devices: object, used: list[int]
+) -> None:
+    # Lightning's devices: an int is the first n, a list or "i,j" are indices (Trainer docs).
+    assert used_gpus(devices, count=3) == used
+
+
+def test_the_weakest_gpu_the_run_uses_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpus = [("H100", (9, 0)), ("T4", (7, 5)), ("P100", (6, 0))]
+    monkeypatch.setattr("lit_alexnet.precision.cuda_gpus", lambda: gpus)
+    assert machine_report([0]).cuda_capability == (9, 0)
+    assert choose_precision(machine_report([0]))[0] == "bf16-mixed"
+    # A T4 beside the H100 cannot compute bfloat16 natively: the pair gets float16.
+    both = machine_report([0, 1])
+    assert (both.cuda_name, both.cuda_capability) == ("T4", (7, 5))
+    assert choose_precision(both)[0] == "16-mixed"
+    assert choose_precision(machine_report("auto"))[0] == "32-true"  # the P100 too
+
+
+@pytest.mark.gpu
+def test_reading_the_gpus_leaves_cuda_uninitialised_for_forked_workers() -> None:
+    # In a fresh process: this test process may have initialised CUDA already.
+    code = (
+        "import torch; from lit_alexnet.precision import machine_report; "
+        "r = machine_report(); assert r.cuda and r.cuda_capability > (0, 0), r; "
+        "assert not torch.cuda.is_initialized(), 'CUDA initialised'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
 # oneDNN's dnnl_cpu_isa_t masks, as its documentation lists them: each ISA's bits include those

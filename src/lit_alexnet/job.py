@@ -79,7 +79,10 @@ def trainer_precision(trainer_cfg: DictConfig) -> str:
     precision = str(trainer_cfg.precision)
     if precision != AUTO:
         return precision
-    return auto_precision(str(trainer_cfg.get("accelerator", AUTO)))
+    devices = trainer_cfg.get("devices", AUTO)
+    if OmegaConf.is_list(devices):
+        devices = list(devices)
+    return auto_precision(str(trainer_cfg.get("accelerator", AUTO)), devices)
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LitAlexNet, L.Trainer]:

@@ -8,12 +8,17 @@ ATEN_CPU_CAPABILITY, an AlexNet training step at batch 32 took 22 s under bf16 a
 Older GPUs with tensor cores (7.x) get float16 autocast with loss scaling instead.
 
 The choice is a pure function of a :class:`MachineReport`, so each case is testable without
-the hardware; :func:`machine_report` reads the real one.
+the hardware; :func:`machine_report` reads the real one. On several GPUs the weakest of those
+the run uses decides; reading them leaves CUDA uninitialised in this process, so that a
+strategy may still fork its workers.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -74,14 +79,65 @@ class MachineReport:
         return text
 
 
-def machine_report() -> MachineReport:
-    """The report of this process's machine."""
-    cuda = torch.cuda.is_available()
+Gpu = tuple[str, tuple[int, int]]  # name, compute capability
+
+# Run in a child process where CUDA is not yet initialised here: reading a capability
+# initialises CUDA, after which Lightning's fork-started strategies (ddp_fork) refuse to start.
+_GPU_QUERY = (
+    "import json, torch; print(json.dumps([[torch.cuda.get_device_name(i), "
+    "torch.cuda.get_device_capability(i)] for i in range(torch.cuda.device_count())]))"
+)
+
+
+def cuda_gpus() -> list[Gpu]:
+    """Each visible GPU's name and compute capability; CUDA is not initialised by asking."""
+    # NVML counts the GPUs without initialising CUDA (torch.cuda.device_count's note).
+    if torch.cuda.device_count() == 0:
+        return []
+    if not torch.cuda.is_initialized():
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", _GPU_QUERY],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            ).stdout
+            return [(name, (int(cap[0]), int(cap[1]))) for name, cap in json.loads(out)]
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass  # asked here instead: only fork-started strategies mind
+    count = torch.cuda.device_count()
+    return [
+        (torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i)) for i in range(count)
+    ]
+
+
+def used_gpus(devices: object, count: int) -> list[int]:
+    """The indices of the GPUs Lightning's ``devices`` setting takes out of ``count``:
+    ``"auto"``/``-1`` all, ``n`` the first n, ``[0, 2]`` or ``"0,2"`` those."""
+    text = str(devices).strip()
+    if devices is None or text in (AUTO, "-1"):
+        return list(range(count))
+    if isinstance(devices, int) or text.isdigit():
+        return list(range(min(int(text), count)))
+    if isinstance(devices, str):
+        items: list[object] = [d for d in text.split(",") if d.strip()]
+    else:
+        items = list(devices)  # type: ignore[call-overload]
+    return [int(str(d)) for d in items if int(str(d)) < count]
+
+
+def machine_report(devices: object = AUTO) -> MachineReport:
+    """The report of this process's machine, for a run on ``devices`` (Lightning's setting):
+    on several GPUs, the weakest of those it uses."""
+    gpus = cuda_gpus()
+    used = [gpus[i] for i in used_gpus(devices, len(gpus))]
+    name, capability = min(used, key=lambda gpu: gpu[1], default=("", (0, 0)))
     cpu = getattr(torch, "cpu", None)
     return MachineReport(
-        cuda=cuda,
-        cuda_name=torch.cuda.get_device_name(0) if cuda else "",
-        cuda_capability=torch.cuda.get_device_capability(0) if cuda else (0, 0),
+        cuda=bool(gpus),
+        cuda_name=name,
+        cuda_capability=capability,
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
         cpu_avx512_bf16=bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()),
         cpu_amx=bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()),
@@ -112,10 +168,11 @@ def choose_precision(report: MachineReport, accelerator: str = AUTO) -> tuple[st
     return "32-true", f"{cpu} would emulate bfloat16, several times slower than float32"
 
 
-def auto_precision(accelerator: str = AUTO) -> str:
-    """:func:`choose_precision` for this machine, said once at the start of the run."""
+def auto_precision(accelerator: str = AUTO, devices: object = AUTO) -> str:
+    """:func:`choose_precision` for this machine and Lightning's ``accelerator`` and
+    ``devices``, said once at the start of the run."""
     from lightning.pytorch.utilities import rank_zero_info
 
-    precision, why = choose_precision(machine_report(), accelerator)
+    precision, why = choose_precision(machine_report(devices), accelerator)
     rank_zero_info(f"precision {precision} (trainer.precision=auto: {why})")
     return precision
