@@ -192,7 +192,9 @@ def test_help_lists_the_config_groups(tmp_path: Path, cache_dir: Path) -> None:
 @pytest.mark.slow
 def test_default_quickstart_learns_within_its_budget(tmp_path: Path, cache_dir: Path) -> None:
     """The README's first command: the default config on the built-in dataset, in the
-    precision this machine chooses, within the 5-minute budget (slack for a loaded machine).
+    precision this machine chooses, within the 5-minute budget: every kind measured ended
+    within it (README; 257 to 275 s on 2 AVX2 EPYC cores), and 30 s more are allowed for a
+    CI machine busy with other work.
 
     Measured (val top-1 error; chance 0.90): where all 10 epochs fit, 0.400 (AVX-512-BF16/AMX
     Xeon, 2 min 59 s) and 0.383 (AMD EPYC with AVX-512-BF16, 4 min 19 s), with a seed-to-seed
