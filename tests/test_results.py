@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -162,6 +163,71 @@ def test_neighbours_are_the_brute_force_nearest() -> None:
         )[:3]
         assert idx[q].tolist() == [i for _, i in by_hand]
         assert dist[q].tolist() == pytest.approx([d for d, _ in by_hand])
+
+
+def test_figure_4_shows_the_nearest_images_by_fc7_with_dropout_off(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Figure 4 compares images by the last hidden layer (section 6.1): fc7's 4096 outputs
+    after its ReLU, in eval mode (dropout off). The vectors make_figures embeds are those
+    computed here by forward hooks on each tower's fc7 layer of the checkpoint's net in eval
+    mode, the same when embedded again, and the figure shows, for each query, the training
+    images nearest by the Euclidean distance of those vectors, worked out here by hand."""
+    from lit_alexnet import figures
+
+    embedded: list[tuple[Any, list[Path], Any, torch.Tensor]] = []
+    embed = figures.embed
+
+    def recording(net: Any, files: list[Path], transform: Any, *args: Any) -> torch.Tensor:
+        out = embed(net, files, transform, *args)
+        embedded.append((net, list(files), transform, out))
+        return out
+
+    drawn: dict[str, Any] = {}
+
+    def figure(queries: Any, neighbours: Any, distances: Any, path: Path) -> Path:
+        drawn.update(neighbours=neighbours, distances=distances)
+        return Path(path)
+
+    monkeypatch.setattr(figures, "embed", recording)
+    monkeypatch.setattr(figures, "neighbours_figure", figure)
+    make_figures(run, train_images=12, queries=3, neighbours=4)
+    (net, query_files, transform, queries), (_, pool_files, _, pool) = embedded
+    assert (len(query_files), len(pool_files)) == (3, 12)
+
+    model = LitAlexNet.load_from_checkpoint(best_checkpoint(run), weights_only=True)
+    reference = model.net.eval()
+    assert reference.towers[0].dropout.p > 0  # dropout would show, were it on
+    halves: list[torch.Tensor] = []
+    hooks = [
+        tower.fc7.register_forward_hook(lambda _m, _i, out: halves.append(out))
+        for tower in reference.towers
+    ]
+
+    def fc7(files: list[Path]) -> torch.Tensor:
+        halves.clear()
+        with torch.no_grad():
+            reference(torch.stack([transform(open_image(f)) for f in files]))
+        return torch.relu(torch.cat(halves, dim=1))
+
+    expected_queries, expected_pool = fc7(query_files), fc7(pool_files)
+    for hook in hooks:
+        hook.remove()
+    assert expected_pool.shape == (12, 4096)
+    torch.testing.assert_close(queries, expected_queries, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(pool, expected_pool, rtol=1e-4, atol=1e-4)
+    # Dropout off: the net make_figures embedded with gives the same vectors again.
+    assert torch.equal(embed(net, query_files, transform, "again"), queries)
+
+    a, b = expected_queries.double(), expected_pool.double()
+    distances = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1).sqrt()
+    order = distances.argsort(dim=1)[:, :4]
+    np.testing.assert_allclose(drawn["distances"], distances.gather(1, order), rtol=1e-4)
+    shown = [figures.shown(f, transform) for f in pool_files]
+    for row, nearest_four in zip(drawn["neighbours"], order.tolist(), strict=True):
+        assert len(row) == 4
+        for image, i in zip(row, nearest_four, strict=True):
+            assert np.array_equal(image, shown[i])
 
 
 def test_the_kernel_picture_holds_exactly_the_conv1_weights(run: Path) -> None:

@@ -9,6 +9,7 @@ import itertools
 import json
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -291,18 +292,41 @@ def test_mixed_decoding_of_the_shards_matches_the_cpu_pipeline(
     assert (out["gpu"][0] - out["cpu"][0]).abs().mean() < 1.0
 
 
-@pytest.fixture(scope="module")
-def numbered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Shards of 22 classes of one image each: a training label names its sample."""
-    base = tmp_path_factory.mktemp("numbered")
+def _one_image_per_class(base: Path, picture: Callable[[int], np.ndarray], mb: float) -> Path:
+    """Shards of 22 classes of one image each, ``picture(class)``: a label names its sample."""
     for split in ("train", "val"):
         for c in range(22):
             path = base / "src" / split / f"c{c:02d}" / "0.png"
             path.parent.mkdir(parents=True)
-            Image.fromarray(np.full((8, 8, 3), 10 * c, np.uint8)).save(path)
-    prepare_shards(base / "src", base / "shards", shard_size=0.005, workers=2)
+            Image.fromarray(picture(c)).save(path)
+    prepare_shards(base / "src", base / "shards", shard_size=mb, workers=2)
     assert len(list((base / "shards").glob("train-*.tar"))) >= 4
     return base / "shards"
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards of 22 classes of one constant 8x8 image each: a training label names its sample."""
+    return _one_image_per_class(tmp_path_factory.mktemp("numbered"), _constant, 0.005)
+
+
+def _constant(c: int) -> np.ndarray:
+    return np.full((8, 8, 3), 10 * c, np.uint8)
+
+
+def _noise(c: int) -> np.ndarray:
+    """8x8 colour noise of its own for class ``c``, which prepare smooths up to 256x256."""
+    return np.random.default_rng(c).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def textured(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """As ``numbered``, but each image colour noise: neither constant nor left-right
+    symmetric, so that a training patch's position and flip show in its pixels (a constant
+    image looks the same from every patch and both ways round)."""
+    for c in range(22):
+        assert not np.array_equal(_noise(c), _noise(c)[:, ::-1])
+    return _one_image_per_class(tmp_path_factory.mktemp("textured"), _noise, 0.02)
 
 
 def _rank(root: Path, rank: int, world: int) -> Any:
@@ -337,8 +361,10 @@ def test_validation_ranks_count_every_sample_once(numbered: Path) -> None:
 
 
 @pytest.mark.dali
-def test_a_checkpoint_inside_an_epoch_resumes_exactly(numbered: Path) -> None:
-    dm = _rank(numbered, 1, 2)
+def test_a_checkpoint_inside_an_epoch_resumes_exactly(textured: Path) -> None:
+    # Textured images: the resumed pipeline must also draw the patches and flips the
+    # uninterrupted one drew (its random generators restored), not only read the same samples.
+    dm = _rank(textured, 1, 2)
     dm.resume_at = lambda: 1  # a checkpoint saved after the epoch's first batch
     loader = dm.train_dataloader()
     batches = iter(loader)
@@ -346,7 +372,7 @@ def test_a_checkpoint_inside_an_epoch_resumes_exactly(numbered: Path) -> None:
     state = dm.state_dict()
     rest = [*batches, *loader]  # the epoch's other batches, then the next epoch's
 
-    resumed = _rank(numbered, 1, 2)
+    resumed = _rank(textured, 1, 2)
     resumed.load_state_dict(state)
     resumed_loader = resumed.train_dataloader()
     again = [*resumed_loader, *resumed_loader]
@@ -428,8 +454,9 @@ def test_torchvision_ranks_take_the_smallest_parts_step_count(numbered: Path) ->
     assert [len(_epoch(loader, 0)) for loader in loaders] == [2, 2, 2]
 
 
-def test_torchvision_resumes_inside_an_epoch_exactly(numbered: Path) -> None:
-    dm = _torch_rank(numbered, 0, 2)
+def test_torchvision_resumes_inside_an_epoch_exactly(textured: Path) -> None:
+    # Textured images, as for DALI: the same samples with the same patches, flips and lighting.
+    dm = _torch_rank(textured, 0, 2)
     dm.resume_at = lambda: 1
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(3)
@@ -438,7 +465,7 @@ def test_torchvision_resumes_inside_an_epoch_exactly(numbered: Path) -> None:
     state = dm.state_dict()
     rest = list(batches)
 
-    resumed = _torch_rank(numbered, 0, 2)
+    resumed = _torch_rank(textured, 0, 2)
     resumed.load_state_dict(state)
     again = _epoch(resumed.train_dataloader(), 3)  # Lightning restores the epoch number
     assert len(again) == len(rest) == 2

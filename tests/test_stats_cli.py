@@ -163,14 +163,46 @@ def test_the_published_figures_by_name(root: Path) -> None:
     assert ImageFolderDataModule(root, stats="imagenet").dataset_stats() is IMAGENET_STATS
 
 
-def test_a_sample_caps_the_images_read(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def ramp(tmp_path: Path) -> Path:
+    """64 training images of one colour each, 16 to a class, whose colour goes with their
+    place in the split: red rises and green falls through it, blue steps up with the class.
+    Either half of the split alone has a mean colour far from the whole split's."""
+    for i in range(64):
+        colour = (4 * i, 255 - 4 * i, 80 * (i // 16))
+        path = tmp_path / "data" / "train" / f"c{i // 16}" / f"{i % 16:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), colour, np.uint8)).save(path)
+    return tmp_path / "data"
+
+
+def test_a_sample_caps_the_images_read(ramp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sample`` reads that many images drawn from the whole split, in the split's order, and
+    the statistics are theirs: a sample's mean colour is near the whole split's, where the
+    first or the last images alone are not."""
     from lit_alexnet.data import dataset_stats
 
     read: list[Path] = []
     crop = dataset_stats.resize_centre_crop
     monkeypatch.setattr(dataset_stats, "resize_centre_crop", lambda f: (read.append(f), crop(f))[1])
 
-    compute_folder_stats(root, verify="off", sample=3)
+    stats, _ = compute_folder_stats(ramp, verify="off", sample=32)
 
-    assert len(read) == len(set(read)) == 3
-    assert read == sorted(read)  # drawn from the whole split, read in its order
+    assert len(read) == len(set(read)) == 32
+    assert read == sorted(read)  # read in the split's order
+    # Each image's colour by numpy, over the whole split in its (sorted) order.
+    files = sorted((ramp / "train").glob("*/*.png"))
+    colours = np.stack(
+        [np.asarray(Image.open(f).convert("RGB"), np.float64).reshape(-1, 3).mean(0) for f in files]
+    )
+    whole = colours.mean(0) / 255
+    # Within an eighth of the scale of the whole split's mean: a sample of half the split
+    # strays by its sampling error (here 13 and 18 of 255 in red and blue), while the first or
+    # the last half alone miss by 64 to 80.
+    tolerance = 32 / 255
+    for half in (colours[:32], colours[32:]):
+        assert np.abs(half.mean(0) / 255 - whole).max() > 2 * tolerance  # the test can tell
+    np.testing.assert_allclose(stats.mean_rgb, whole, rtol=0, atol=tolerance)
+    # And the figures are those of the images read, not of others.
+    picked = colours[[files.index(f) for f in read]]
+    np.testing.assert_allclose(stats.mean_rgb, picked.mean(0) / 255, rtol=0, atol=1e-9)
