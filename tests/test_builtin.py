@@ -228,6 +228,88 @@ def test_stats_match_the_resized_centre_crops(shared_root: Path) -> None:
     assert np.all(np.abs(stats.mean_rgb - 0.5) < 0.1)
 
 
+# ----------------------------------------------------------------------------- labels
+
+
+def shape_measures(path: Path) -> tuple[float, int]:
+    """(compactness, Euler number) of the foreground of a generated image, by geometry alone.
+
+    The background is the colour of the border (the shape stays inside the central square)
+    and each pixel goes to the nearer of the two colours, a 3x3 majority vote removing the
+    pixel noise. Compactness is ``area / (2 pi * mean squared distance from the centroid)``:
+    1 for a disk, 3/pi for a square, 3 sqrt(3) / (2 pi) for an equilateral triangle and
+    ``(1 - q^2) / (1 + q^2)`` for a ring whose hole has q times its radius, whatever the
+    position, size and rotation. The Euler number (8-connected pieces minus holes, from
+    Gray's 2x2 bit-quad counts) is 1 for a solid shape, 0 for a ring or frame, and the
+    number of pieces for stripes and dots.
+    """
+    with Image.open(path) as image:  # half size: the measures hardly change, reading is faster
+        rgb = np.asarray(image.convert("RGB").reduce(2), dtype=np.float32)
+    h, w, _ = rgb.shape
+    background = np.median(np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]), axis=0)
+    to_background = np.linalg.norm(rgb - background, axis=-1)
+    foreground = np.median(rgb[to_background > 60], axis=0)  # colours are >= 120 apart
+    mask = np.linalg.norm(rgb - foreground, axis=-1) < to_background
+    padded = np.pad(mask, 1).astype(np.int8)
+    mask = sum(padded[i : i + h, j : j + w] for i in range(3) for j in range(3)) >= 5
+    ys, xs = np.nonzero(mask)
+    compactness = len(xs) / (2 * np.pi * ((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2).mean())
+    q = np.pad(mask, 1).astype(np.int8)
+    a, b, c, d = q[:-1, :-1], q[:-1, 1:], q[1:, :-1], q[1:, 1:]
+    ones = a + b + c + d
+    diagonal = (a == d) & (b == c) & (a != b)
+    euler = ((ones == 1).sum() - (ones == 3).sum() - 2 * diagonal.sum()) // 4
+    return float(compactness), int(euler)
+
+
+def ring(q_lo: float, q_hi: float, solid: float = 1.0) -> tuple[float, float]:
+    """The compactness range, 0.02 either side for the pixel edges, of a shape of compactness
+    ``solid`` with a hole of the same shape q_lo to q_hi times its size."""
+
+    def holed(q: float) -> float:
+        return solid * (1 - q * q) / (1 + q * q)
+
+    return holed(q_hi) - 0.02, holed(q_lo) + 0.02
+
+
+# What each class's drawing must measure, from the shapes' geometry: (compactness range,
+# allowed Euler numbers). Textures cover about half of a disk or square patch (dots about a
+# third), so their compactness is about half that of the patch.
+TRIANGLE, SQUARE = 3 * np.sqrt(3) / (2 * np.pi), 3 / np.pi
+SOLID, HOLED, PIECES = {1}, {0}, set(range(3, 100))
+SIGNATURES = {
+    "00_disk": ((0.99, 1.01), SOLID),
+    "01_ring": (ring(0.45, 0.65), HOLED),  # inner radius 0.45-0.65
+    "02_square": ((SQUARE - 0.01, SQUARE + 0.01), SOLID),
+    "03_frame": (ring(0.5, 0.68, SQUARE), HOLED),  # inner square 0.5-0.68
+    "04_triangle": ((TRIANGLE - 0.01, TRIANGLE + 0.01), SOLID),
+    "05_star": ((0.6, TRIANGLE + 0.02), SOLID),
+    "06_cross": ((0.55, 0.8), SOLID),
+    "07_stripes": ((0.44, 0.56), PIECES),
+    "08_checkerboard": ((0.44, 0.56), set(range(-100, 100))),
+    "09_dots": ((0.2, 0.42), set(range(10, 100))),
+}
+
+
+def test_every_image_shows_its_folder_s_shape_in_both_splits(shared_root: Path) -> None:
+    """The label is the folder, and the folder's shape must be what the image shows.
+
+    Every other test here would pass if all classes drew the same shape, or if the
+    validation images were drawn for other classes than their folders say (an unlearnable
+    dataset with chance-level validation error). Each image is measured here by geometry
+    alone and held to its folder's class; half of each folder, alternate files.
+    """
+    assert tuple(SIGNATURES) == CLASS_NAMES[: SHARED.num_classes]
+    wrong = []
+    for split in ("train", "val"):
+        for name, ((lo, hi), eulers) in SIGNATURES.items():
+            for path in sorted((shared_root / split / name).glob("*.jpg"))[::2]:
+                compactness, euler = shape_measures(path)
+                if not (lo <= compactness <= hi and euler in eulers):
+                    wrong.append(f"{split}/{name}/{path.name}: {compactness:.3f}, {euler}")
+    assert not wrong, wrong
+
+
 # ----------------------------------------------------------------------------- fairness
 
 
