@@ -1,4 +1,4 @@
-"""Command line for the benchmarks: ``python -m lit_alexnet.bench {model,data,gpu} [options]``."""
+"""Command line for the benchmarks: ``python -m lit_alexnet.bench COMMAND [options]``."""
 
 from __future__ import annotations
 
@@ -91,14 +91,41 @@ def _parser() -> argparse.ArgumentParser:
         _run_gpu,
     )
     gpu.add_argument(
+        "--quick",
+        action="store_true",
+        help="every part on fewer steps and photos (about 3 minutes on one H200); the options "
+        "below still win",
+    )
+    gpu.add_argument(
         "--batch-size",
         type=int,
         default=BATCH_SIZE,
         help="images per batch (%(default)s, the data's)",
     )
-    gpu.add_argument("--images", type=int, default=1024, help="photos in the set (1024)")
-    gpu.add_argument("--steps", type=int, default=20, help="timed steps per net (20)")
-    gpu.add_argument("--fit-steps", type=int, default=300, help="end-to-end batches (300)")
+    gpu.add_argument("--images", type=int, help="photos in the set (1024; quick 256)")
+    gpu.add_argument("--steps", type=int, help="timed steps per net (20; quick 10)")
+    gpu.add_argument("--fit-steps", type=int, help="end-to-end batches (300; quick 100)")
+    check = commands.add_parser(
+        "check",
+        help="the GPU check: install carried wheels, then the gpu tests, bench gpu --quick, "
+        "a DALI smoke run and the quickstart, each under its cap (8 minutes in all)",
+        description="the GPU check (lit_alexnet.bench.check); exit status 1 if a part that "
+        "ran failed or outran its cap",
+    )
+    check.add_argument(
+        "--output-dir", type=Path, required=True, help="check.md and each part's log go here"
+    )
+    check.add_argument(
+        "--wheels", type=Path, help="a folder of *.whl, or of the part* files that join into them"
+    )
+    check.add_argument(
+        "--only",
+        nargs="+",
+        default=(),
+        metavar="PART",
+        help="run only these parts (gpu-tests, bench-gpu-quick, smoke-dali-gpu, quickstart-gpu)",
+    )
+    check.set_defaults(run=_run_check)
     for command in (data, gpu):
         command.add_argument("--cache-dir", type=Path, help="default: $LIT_ALEXNET_CACHE")
     return parser
@@ -154,24 +181,34 @@ def _run_data(args: argparse.Namespace) -> int:
 
 
 def _run_gpu(args: argparse.Namespace) -> int:
-    from lit_alexnet.bench.gpu import GpuBenchSettings, format_gpu_report, run_gpu_benchmark
+    from lit_alexnet.bench.gpu import QUICK, GpuBenchSettings, format_gpu_report, run_gpu_benchmark
     from lit_alexnet.console import quiet_console
 
     quiet_console(wandb_offline=True)
+    given = {"images": args.images, "model_steps": args.steps, "fit_steps": args.fit_steps}
+    options = {**(QUICK if args.quick else {}), **{k: v for k, v in given.items() if v is not None}}
     try:
-        settings = GpuBenchSettings(
-            batch_size=args.batch_size,
-            images=args.images,
-            model_steps=args.steps,
-            fit_steps=args.fit_steps,
-            cache_dir=args.cache_dir,
-        )
+        settings = GpuBenchSettings(batch_size=args.batch_size, cache_dir=args.cache_dir, **options)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     results = run_gpu_benchmark(settings, log=_log)
     _report(args, format_gpu_report, results)
     return 1 if results["errors"] else 0  # skipped parts and missed targets are no error
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from lit_alexnet.bench.check import PARTS, failed, run_check
+
+    unknown = sorted(set(args.only) - {part.name for part in PARTS})
+    if unknown:
+        names = ", ".join(part.name for part in PARTS)
+        print(
+            f"error: --only {' '.join(unknown)}: no such part; the parts: {names}", file=sys.stderr
+        )
+        return 2
+    outcomes = run_check(args.output_dir, wheels=args.wheels, only=args.only, say=_log)
+    return 1 if failed(outcomes) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
