@@ -69,14 +69,64 @@ def test_towers_are_separate_submodules_that_split_every_layer() -> None:
     assert not set(map(id, a.parameters())) & set(map(id, b.parameters()))
 
 
-def test_lower_layers_read_only_their_own_tower() -> None:
-    """Changing tower 2's conv1 weights leaves tower 1's conv2 output untouched."""
-    net = AlexNet(num_classes=10).eval()
-    x = torch.randn(1, 3, 224, 224)
-    before = net.towers[0].lower(x)
-    with torch.no_grad():
-        net.towers[1].conv1.weight.add_(1.0)
-    assert torch.equal(before, net.towers[0].lower(x))
+# Figure 2: each tower's layers in order, and the layers whose input is both towers' outputs
+# side by side (tower 1's first); fc8 is the one layer outside the towers.
+TOWER_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+READS_BOTH = ("conv3", "fc6", "fc7", "fc8")
+
+
+def test_only_conv3_and_the_fc_layers_read_the_other_tower() -> None:
+    """Through ``AlexNet.forward``: a change in one tower's output reaches the other tower only
+    at the next layer of Figure 2 that reads both towers (conv3, fc6, fc7, fc8).
+
+    Each tower's conv1, conv3, fc6 and fc7 output is changed in turn (by a forward hook).
+    Up to the next layer that reads both, the other tower's outputs stay bit for bit the same
+    (so conv2, conv4 and conv5 read only their own tower); that layer's input is the two
+    towers' outputs side by side, the other tower's half the same and the changed tower's
+    half not (so conv3, fc6, fc7 and fc8 read both, each tower's own maps unmixed).
+    """
+    torch.manual_seed(0)
+    net = AlexNet(num_classes=10, init="torch", dropout=0.0).eval()
+    towers = list(net.towers)
+    image = torch.randn(1, 3, 224, 224)
+    outputs: dict[tuple[int, str], torch.Tensor] = {}
+    inputs: dict[tuple[int, str], torch.Tensor] = {}
+    for t, tower in enumerate(towers):
+        for name in TOWER_LAYERS:
+            layer = getattr(tower, name)
+            layer.register_forward_hook(lambda m, i, o, k=(t, name): outputs.update({k: o}))
+            if name in READS_BOTH:
+                layer.register_forward_pre_hook(lambda m, i, k=(t, name): inputs.update({k: i[0]}))
+    net.fc8.register_forward_pre_hook(lambda m, i: inputs.update({(0, "fc8"): i[0]}))
+
+    def run() -> tuple[dict, dict]:
+        outputs.clear()
+        inputs.clear()
+        with torch.no_grad():
+            net(image)
+        return dict(outputs), dict(inputs)
+
+    out0, in0 = run()
+    for changed in range(2):
+        other = 1 - changed
+        for start, reader in zip(("conv1", "conv3", "fc6", "fc7"), READS_BOTH, strict=True):
+            where = f"tower {changed + 1}'s {start} changed"
+            hook = getattr(towers[changed], start).register_forward_hook(lambda m, i, o: o + 1.0)
+            try:
+                out1, in1 = run()
+            finally:
+                hook.remove()
+            own = TOWER_LAYERS[: TOWER_LAYERS.index(reader)] if reader != "fc8" else TOWER_LAYERS
+            for name in own:
+                assert torch.equal(out1[other, name], out0[other, name]), f"{where}: {name} moved"
+            for t, name in [(0, "fc8")] if reader == "fc8" else [(0, reader), (1, reader)]:
+                before, after = in0[t, name].chunk(2, dim=1), in1[t, name].chunk(2, dim=1)
+                layer = name if name == "fc8" else f"tower {t + 1}'s {name}"
+                half = f"{where}: the half of {layer}'s input from tower"
+                assert torch.equal(after[other], before[other]), f"{half} {other + 1} moved"
+                assert not torch.equal(after[changed], before[changed]), f"{half} {changed + 1} not"
+            if reader != "fc8":
+                assert not torch.equal(out1[other, reader], out0[other, reader]), where
 
 
 def test_two_towers_equal_torch_grouped_convolutions() -> None:

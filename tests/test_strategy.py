@@ -12,6 +12,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import StrategyRegistry
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
@@ -41,8 +42,8 @@ def _data(n: int = 8, seed: int = 0) -> TensorDataset:
     return TensorDataset(images, torch.randint(0, NUM_CLASSES, (n,), generator=g))
 
 
-def _module(**kwargs: Any) -> LitAlexNet:
-    torch.manual_seed(0)
+def _module(seed: int = 0, **kwargs: Any) -> LitAlexNet:
+    torch.manual_seed(seed)
     defaults: dict[str, Any] = {
         "num_classes": NUM_CLASSES,
         "init": "torch",
@@ -96,13 +97,62 @@ def test_split_forward_and_backward_match_one_device(devices: list[str]) -> None
         torch.testing.assert_close(b.grad.cpu(), a.grad, rtol=1e-3, atol=1e-5, msg=name)
 
 
+def _tower_device(name: str, devices: list[torch.device]) -> torch.device:
+    """Where a parameter belongs, by its name: tower 2's (``towers.1``) on the second device,
+    everything else (tower 1, fc8) on the first, where the batch arrives (section 3.2)."""
+    return devices[1] if ".towers.1." in f".{name}" else devices[0]
+
+
 def _assert_placed(model: LitAlexNet, trainer: L.Trainer, devices: list[torch.device]) -> None:
-    planned = planned_devices(model, devices)
+    # On a CPU pair both devices are the CPU: this bites on two GPUs; the placement itself is
+    # checked on devices that differ in test_each_tower_and_its_activations_stay_on_its_device.
     for name, param in model.named_parameters():
-        assert param.device == planned[name], name
+        assert param.device == _tower_device(name, devices), name
         for state in trainer.optimizers[0].state.get(param, {}).values():
             if torch.is_tensor(state) and state.ndim > 0:
-                assert state.device == planned[name], name
+                assert state.device == _tower_device(name, devices), name
+
+
+def test_each_tower_and_its_activations_stay_on_its_device() -> None:
+    """Placement on devices that differ, which a CPU pair cannot show.
+
+    Tower 2 goes to ``meta``, everything else to the CPU, by ``place_towers`` and by the
+    strategy. Then the forward runs on fake tensors (no data, no GPU) with the parameters
+    standing where they were placed, the CPU as ``cuda:0`` and ``meta`` as ``cuda:1``: an op
+    that mixes devices raises, and every layer of tower ``i`` must read and write on
+    ``cuda:i``, the logits on ``cuda:0`` where the batch arrived.
+    """
+    devices = [torch.device("cpu"), torch.device("meta")]
+    net = AlexNet(num_classes=NUM_CLASSES, init="torch").eval()
+    place_towers(net, devices)
+    by_name = {name: _tower_device(name, devices) for name, _ in net.named_parameters()}
+    assert {name: p.device for name, p in net.named_parameters()} == by_name
+    assert planned_devices(net, devices) == by_name
+    assert any(device.type == "meta" for device in by_name.values())
+
+    strategy = TwoDeviceModelParallelStrategy(["cpu", "cpu"])
+    strategy._devices = devices
+    strategy.model = model = _module()
+    strategy.model_to_device()
+    for name, param in model.named_parameters():
+        assert param.device == _tower_device(name, devices), name
+
+    fake = {devices[0]: torch.device("cuda", 0), devices[1]: torch.device("cuda", 1)}
+    seen: list[tuple[str, int, torch.device, torch.device]] = []
+    for t, tower in enumerate(net.towers):
+        for name, layer in tower.named_children():
+            layer.register_forward_hook(
+                lambda m, i, o, k=(name, t): seen.append((*k, i[0].device, o.device))
+            )
+    with FakeTensorMode():
+        params = {n: torch.empty(p.shape, device=fake[p.device]) for n, p in net.named_parameters()}
+        image = torch.empty(2, 3, 224, 224, device=fake[devices[0]])
+        logits = torch.func.functional_call(net, params, (image,))
+    assert logits.device == torch.device("cuda", 0)
+    layers = {(name, t) for t, tower in enumerate(net.towers) for name, _ in tower.named_children()}
+    assert {(name, t) for name, t, *_ in seen} == layers
+    for name, t, read, wrote in seen:
+        assert read == wrote == torch.device("cuda", t), f"tower {t + 1}'s {name}"
 
 
 def _params(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -114,10 +164,27 @@ def _assert_same(got: torch.nn.Module, expected: torch.nn.Module) -> None:
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def _run(strategy: Any, root: Path, epochs: int, ckpt: Path | None = None):
-    model = _module(dropout=0.0)
+class _StepsRun(L.Callback):
+    """The global step each training batch starts from."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self.steps.append(trainer.global_step)
+
+
+def _run(
+    strategy: Any,
+    root: Path,
+    epochs: int,
+    ckpt: Path | None = None,
+    seed: int = 0,
+    callbacks: tuple[L.Callback, ...] = (),
+):
+    model = _module(seed, dropout=0.0)
     every_epoch = ModelCheckpoint(dirpath=root, filename="{epoch}", save_top_k=-1)
-    trainer = _trainer(strategy, root, max_epochs=epochs, callbacks=[every_epoch])
+    trainer = _trainer(strategy, root, max_epochs=epochs, callbacks=[every_epoch, *callbacks])
     trainer.fit(model, *_loaders(), ckpt_path=ckpt)
     return model, trainer
 
@@ -126,19 +193,27 @@ def _run(strategy: Any, root: Path, epochs: int, ckpt: Path | None = None):
 def test_training_matches_one_device_and_stays_placed_across_resume_and_test(
     devices: list[str], tmp_path: Path
 ) -> None:
-    reference, _ = _run("auto", tmp_path / "single", epochs=3)
+    reference, uninterrupted = _run("auto", tmp_path / "single", epochs=3)
     split, trainer = _run(TwoDeviceModelParallelStrategy(devices), tmp_path / "split", epochs=3)
     placement = trainer.strategy.tower_devices
     _assert_placed(split, trainer, placement)
     _assert_same(split, reference)
     assert trainer.optimizers[0].param_groups[0]["lr"] < 0.01, "plateau drops are part of it"
 
-    # Resumed from the first epoch's checkpoint, each goes on as the other does.
-    reference, _ = _run("auto", tmp_path / "single", 3, tmp_path / "single/epoch=0.ckpt")
-    strategy = TwoDeviceModelParallelStrategy(devices)
-    split, trainer = _run(strategy, tmp_path / "split", 3, tmp_path / "split/epoch=0.ckpt")
+    # Resumed from the first epoch's checkpoint into a model of other initial weights, the
+    # split run trains only epochs 2 and 3, from the checkpoint's step, and ends where the
+    # uninterrupted run did: weights, momentum and the lr, with the plateau drop of the
+    # checkpoint's own epoch, which Lightning saves before it and skips on resuming.
+    ckpt = tmp_path / "split/epoch=0.ckpt"
+    steps_per_epoch = len(_data()) // 4
+    assert torch.load(ckpt, map_location="cpu")["global_step"] == steps_per_epoch
+    strategy, run = TwoDeviceModelParallelStrategy(devices), _StepsRun()
+    split, trainer = _run(strategy, tmp_path / "resumed", 3, ckpt, seed=1, callbacks=(run,))
+    assert run.steps == list(range(steps_per_epoch, 3 * steps_per_epoch))
     _assert_placed(split, trainer, placement)
     _assert_same(split, reference)
+    lr = uninterrupted.optimizers[0].param_groups[0]["lr"]
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(lr)
 
     trainer.test(split, _loaders()[1])
     _assert_placed(split, trainer, placement)

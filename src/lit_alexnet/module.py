@@ -41,6 +41,8 @@ MONITOR = "val/top1_error"
 PREPROCESSING = "lit_alexnet_preprocessing"
 # The checkpoint key of the random states (lit_alexnet.rng), for exact resumption.
 RNG_STATES = "lit_alexnet_rng_states"
+# The checkpoint key of MONITOR's value when it was saved: the plateau step a resume takes.
+MONITORED = "lit_alexnet_monitored"
 
 
 class LitAlexNet(L.LightningModule):
@@ -85,6 +87,8 @@ class LitAlexNet(L.LightningModule):
         self.train_images = 0  # seen by this process, for the run's images per second
         self.scheduler_factory = scheduler
         self._rng_states: dict[str, Any] | None = None  # from a checkpoint, set at train start
+        self._monitored: float | None = None  # MONITOR when the checkpoint was saved
+        self._resumed = False
         # One metric object per stage and k: torchmetrics accumulates each stage on its own.
         self.errors = nn.ModuleDict(
             {
@@ -102,11 +106,16 @@ class LitAlexNet(L.LightningModule):
         if callable(describe):
             checkpoint[PREPROCESSING] = describe()
         checkpoint[RNG_STATES] = capture_rng_states()
+        monitored = self._trainer.callback_metrics.get(MONITOR) if self._trainer else None
+        if monitored is not None:
+            checkpoint[MONITORED] = float(monitored)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Set when training starts, after the sanity check and the data's setup, so that the
         # next dropout mask is the one the uninterrupted run drew.
         self._rng_states = checkpoint.get(RNG_STATES)
+        self._monitored = checkpoint.get(MONITORED)
+        self._resumed = True
 
     def configure_model(self) -> None:
         """Compile the net in place where ``compile=True``; once, however many times a trainer
@@ -121,6 +130,9 @@ class LitAlexNet(L.LightningModule):
         if self._rng_states is not None:
             restore_rng_states(self._rng_states)
             self._rng_states = None
+        if self._resumed:
+            self._resumed = False
+            self._take_the_checkpoints_epoch_step()
         # A resumed one cycle comes back from its checkpoint sized to the first run; a resume
         # that trains longer (a raised max_epochs, a run TimeBudget cut short) would step
         # past its end. Lightning restores schedulers after configure_optimizers, so here.
@@ -129,6 +141,29 @@ class LitAlexNet(L.LightningModule):
             scheduler = config.scheduler
             if isinstance(scheduler, OneCycleLR) and scheduler.total_steps != total_steps:
                 self.resize_schedule(total_steps)
+
+    def _take_the_checkpoints_epoch_step(self) -> None:
+        """Step the per-epoch schedules for the epoch a resumed checkpoint ended.
+
+        Lightning saves an epoch's checkpoint before stepping that epoch's schedules and, on
+        resuming, goes straight to the next epoch without the step (for a plateau schedule
+        because the metric it needs is not in the checkpoint), so a resumed run kept its lr one
+        drop too high. A schedule stepped once per epoch has taken one step per finished
+        epoch; one short is taken here, a plateau one with the metric saved beside it.
+        """
+        epochs = self.trainer.current_epoch  # finished, the checkpoint's own included
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if config.interval != "epoch" or config.frequency != 1:
+                continue
+            if getattr(scheduler, "last_epoch", None) != epochs - 1:
+                continue
+            metric = None
+            if config.reduce_on_plateau:
+                if self._monitored is None:
+                    continue  # nothing to judge the plateau by, as Lightning would have had
+                metric = torch.tensor(self._monitored)
+            self.lr_scheduler_step(scheduler, metric)
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits for ``[B, 3, 224, 224]`` images."""
