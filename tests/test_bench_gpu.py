@@ -237,6 +237,7 @@ def test_a_model_report_of_a_gpu_run_names_the_gpu_and_a_cpu_report_does_not() -
         "models": {PAPER: figure, TORCHVISION: figure},
         "ratio": 1.0,
         "lrn_speedup": 1.0,
+        "lrn_relu": {"48x55x55": 1.5, "128x27x27": 1.2},
         "device": "cpu",
         "gpu": None,
     }

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from lit_alexnet.checks import Invalid
-from lit_alexnet.nn import Norm
+from lit_alexnet.nn import Norm, lrn_cpu
 from lit_alexnet.nn.lrn import LocalResponseNorm, local_response_norm
 
 
@@ -100,11 +105,16 @@ def test_gradcheck_float64(size: int, beta: float) -> None:
     )
 
 
-def test_double_backward_is_refused_not_wrong() -> None:
+@pytest.mark.parametrize(
+    ("dtype", "refusal"),
+    # float64 takes the plain path; float32 the compiled one where it is built.
+    [(torch.float64, "once_differentiable"), (torch.float32, "once_differentiable|no autograd")],
+)
+def test_double_backward_is_refused_not_wrong(dtype: torch.dtype, refusal: str) -> None:
     # The hand-written backward is first order only; asking for more must fail loudly.
-    a = activations(1, 6, 2, 2).requires_grad_()
+    a = activations(1, 6, 2, 2, dtype=dtype).requires_grad_()
     (g,) = torch.autograd.grad((LocalResponseNorm()(a) ** 2).sum(), a, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
+    with pytest.raises(RuntimeError, match=refusal):
         g.sum().backward()
 
 
@@ -211,3 +221,88 @@ def test_bad_inputs_raise() -> None:
         LocalResponseNorm()(torch.ones(4, 5))
     with pytest.raises(ValueError, match="floating-point"):
         LocalResponseNorm()(torch.ones(1, 4, 2, 2, dtype=torch.int64))
+
+
+# ----------------------------------------------------------------- the compiled CPU kernel
+
+compiled = pytest.mark.skipif(not lrn_cpu.available(), reason="no C compiler: the plain path")
+
+
+def printed_formula(
+    a: torch.Tensor, size: int, alpha: float, beta: float, k: float
+) -> torch.Tensor:
+    """The printed formula in float64 torch ops, channel by channel: autograd differentiates
+    it, independently of either hand-derived backward."""
+    channels = a.shape[1]
+    out = []
+    for c in range(channels):
+        lo, hi = max(0, c - size // 2), min(channels - 1, c + (size - 1) // 2)
+        total = (a[:, lo : hi + 1] ** 2).sum(1)
+        out.append(a[:, c] / (k + alpha * total) ** beta)
+    return torch.stack(out, 1)
+
+
+@compiled
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize(("size", "beta"), [(5, 0.75), (4, 0.6), (3, 1.0), (1, 0.5), (7, 0.75)])
+@pytest.mark.parametrize("shape", [(3, 48, 13, 11), (2, 128, 9, 9), (2, 7, 70), (1, 3, 5, 5)])
+def test_the_compiled_kernel_computes_the_printed_formula_and_its_gradient(
+    shape: tuple[int, ...], size: int, beta: float, layout: str
+) -> None:
+    # Blocks of 64 positions: 143 and 70 positions end in a part block; 3 channels are fewer
+    # than the window; 128 channels are conv2's.
+    a64 = activations(*shape).requires_grad_()
+    a = a64.detach().float()
+    if layout == "channels_last" and a.dim() == 4:
+        a = a.contiguous(memory_format=torch.channels_last)
+    a.requires_grad_()
+    out = lrn_cpu.lrn_forward(a, size, 1e-4, beta, 2.0)
+    expected = printed_formula(a64, size, 1e-4, beta, 2.0)
+    torch.testing.assert_close(out.double(), expected.detach(), rtol=2e-6, atol=1e-6)
+    grad = torch.randn(shape, dtype=torch.float64)
+    (got,) = torch.autograd.grad(out, a, grad.float())
+    (want,) = torch.autograd.grad(expected, a64, grad)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+
+
+@compiled
+def test_the_layer_takes_the_compiled_kernel_on_a_cpu_in_float32_and_bfloat16() -> None:
+    a = activations(2, 48, 7, 7, dtype=torch.float32).requires_grad_()
+    assert "lrn_forward" in type(LocalResponseNorm()(a).grad_fn).__name__
+    # bfloat16 is read and written as such and computed in float32: the float32 result
+    # rounded to bfloat16 (round to nearest even, as torch rounds), bit for bit.
+    b = a.detach().bfloat16()
+    assert torch.equal(LocalResponseNorm()(b), LocalResponseNorm()(b.float()).bfloat16())
+
+
+@compiled
+def test_the_kernels_result_does_not_depend_on_the_threads() -> None:
+    a = activations(4, 48, 20, 20, dtype=torch.float32).requires_grad_()
+    grad = torch.randn_like(a)
+    results = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            out = local_response_norm(a)
+            results.append((out, *torch.autograd.grad(out, a, grad)))
+    finally:
+        torch.set_num_threads(before)
+    for out, got in results[1:]:
+        assert torch.equal(out, results[0][0]) and torch.equal(got, results[0][1])
+
+
+def test_without_the_kernel_the_plain_path_gives_the_same(tmp_path: Path) -> None:
+    # LIT_ALEXNET_LRN=torch stands for a machine without a C compiler.
+    code = (
+        "import torch; from lit_alexnet.nn import lrn_cpu; "
+        "from lit_alexnet.nn.lrn import local_response_norm as f; "
+        "a = (torch.randn(2, 48, 9, 9, generator=torch.Generator().manual_seed(0)) * 40).relu(); "
+        "assert not lrn_cpu.available(); import sys; torch.save(f(a), sys.argv[1])"
+    )
+    env = {**os.environ, lrn_cpu.ENV_SWITCH: "torch"}
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "plain.pt")], check=True, env=env, timeout=120
+    )
+    a = (torch.randn(2, 48, 9, 9, generator=torch.Generator().manual_seed(0)) * 40).relu()
+    torch.testing.assert_close(torch.load(tmp_path / "plain.pt"), local_response_norm(a))

@@ -34,6 +34,8 @@ IMAGE_SIZE = 224
 OPTIMIZERS: dict[str, list[str]] = {"sgd": ["optimizer=sgd"], "adamw": []}
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+# The maps each tower's two LRNs normalise (section 3.3, after conv1 and conv2).
+LRN_MAPS = {"48x55x55": (48, 55, 55), "128x27x27": (128, 27, 27)}
 
 
 def _build_models() -> dict[str, nn.Module]:
@@ -85,6 +87,40 @@ def _train_step(
     return step
 
 
+def lrn_relu_ratios(
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    precision: str = "32",
+    channels_last: bool = False,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """LRN forward plus backward over a ReLU's forward plus backward on the same tensor (a
+    memory-bound yardstick), for each tower's map size in :data:`LRN_MAPS`: the dtype a step
+    in ``precision`` gives the LRN (bf16 under bf16 autocast) and the batch's layout."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    lrn, ratios = LocalResponseNorm(), {}
+    for name, shape in LRN_MAPS.items():
+        generator = torch.Generator().manual_seed(0)
+        maps = (torch.randn(batch_size, *shape, generator=generator) * 40).relu()
+        if channels_last:
+            maps = maps.contiguous(memory_format=torch.channels_last)
+        x = maps.to(device, dtype).requires_grad_()
+        grad = torch.randn_like(x)
+
+        def pass_of(op: Callable[[Tensor], Tensor], x: Tensor = x, grad: Tensor = grad):
+            def run() -> int:
+                op(x).backward(grad)
+                x.grad = None
+                return batch_size
+
+            return run
+
+        timers = Timer.rounds({"lrn": pass_of(lrn), "relu": pass_of(torch.relu)}, steps, warmup)
+        ratios[name] = timers["lrn"].median_s / timers["relu"].median_s
+    return ratios
+
+
 def run_model_benchmark(
     batch_size: int = 16,
     steps: int = 10,
@@ -100,7 +136,8 @@ def run_model_benchmark(
     ``precision`` ("32" or "bf16" autocast), with ``optimizer`` ("sgd" or "adamw") and torch
     on ``threads`` (None: its default). Returns the settings, the machine, the GPU's name
     (or None), ``"models"`` (``{name: {"ms_median", "ms_min", "images_per_s"}}``),
-    ``"ratio"`` (our step time over torchvision's) and ``"lrn_speedup"``."""
+    ``"ratio"`` (our step time over torchvision's), ``"lrn_speedup"`` and ``"lrn_relu"``
+    (:func:`lrn_relu_ratios`)."""
     if min(batch_size, steps) < 1 or warmup < 0:  # precision, optimizer: the CLI's choices
         raise ValueError(
             f"need batch_size, steps >= 1 and warmup >= 0; got {batch_size}, {steps}, {warmup}"
@@ -119,6 +156,7 @@ def run_model_benchmark(
             for name, model in _build_models().items()
         }
         timers = Timer.rounds(jobs, steps, warmup)
+        lrn_relu = lrn_relu_ratios(batch_size, 2 * steps, warmup, precision, channels_last, where)
         machine = report.machine_description(load_before)
     figures = {
         name: {"ms_median": t.median_s * 1e3, "ms_min": t.min_s * 1e3, "images_per_s": t.per_s}
@@ -138,6 +176,7 @@ def run_model_benchmark(
         "models": figures,
         "ratio": ms[PAPER] / ms[TORCHVISION],
         "lrn_speedup": ms[PAPER_TORCH_LRN] / ms[PAPER],
+        "lrn_relu": lrn_relu,
     }
 
 
@@ -186,7 +225,9 @@ def format_model_results(
         )
         for name, fig in results["models"].items()
     ]
+    maps = ", ".join(f"{ratio:.1f} ({name} maps)" for name, ratio in results["lrn_relu"].items())
     summary = [
+        f"LRN fwd+bwd / ReLU fwd+bwd: {maps}",
         f"fast LRN vs torch.nn.LocalResponseNorm: {results['lrn_speedup']:.2f}x faster step",
         f"alexnet/torchvision step-time ratio: {results['ratio']:.2f}",
     ]

@@ -1,0 +1,195 @@
+/* The paper's local response normalisation (section 3.3) on a CPU, forward and backward, each
+ * reading the tensors once and writing the result once: lit_alexnet/nn/lrn_cpu.py compiles
+ * this file once per machine and calls it through ctypes, one range of work units per thread.
+ *
+ * A tensor is seen as (N, C, P) with P the collapsed spatial positions and strides
+ * (sn, sc, sp): NCHW has sp == 1, channels-last sc == 1. A unit of work is a block of BLOCK
+ * positions of one image, all its channels; what it computes between reading and writing
+ * stays in small float buffers, in cache:
+ *
+ *   s = k + alpha * W(a^2),  d = s^-beta,  b = a * d
+ *   grad_a = g * d - 2 alpha beta * a * W^T(g * b / s)
+ *
+ * W sums channels [c - before, c + after], W^T channels [c - after, c + before]. float32 and
+ * bfloat16 are computed in float32. s is recomputed in backward from a (which autograd keeps
+ * anyway), so forward writes only b.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int64_t i64;
+enum { BLOCK = 64 };
+
+/* A unit in memory's order: `outer` lines of `inner` adjacent values, the lines `stride` apart
+ * in the tensor (and `inner` apart in a buffer). NCHW: a line is one channel's block of
+ * positions; channels-last: one position's channels. */
+typedef struct {
+  i64 outer, inner, stride;
+  int last; /* channels-last */
+} Lines;
+
+/* float32 is worked on in place (ENTRY's DIRECT); these only complete the macro's other arm. */
+static void load_f32(float *restrict dst, const float *src, Lines l) {
+  for (i64 o = 0; o < l.outer; ++o) memcpy(dst + o * l.inner, src + o * l.stride, l.inner * 4);
+}
+
+static void store_f32(float *dst, const float *restrict src, Lines l) {
+  for (i64 o = 0; o < l.outer; ++o) memcpy(dst + o * l.stride, src + o * l.inner, l.inner * 4);
+}
+
+static void load_bf16(float *restrict dst, const uint16_t *src, Lines l) {
+  for (i64 o = 0; o < l.outer; ++o) {
+    const uint16_t *in = src + o * l.stride;
+    uint32_t *out = (uint32_t *)(dst + o * l.inner);
+    for (i64 q = 0; q < l.inner; ++q) out[q] = (uint32_t)in[q] << 16;
+  }
+}
+
+/* Round to nearest even, NaN kept quiet: c10::BFloat16's conversion. */
+static void store_bf16(uint16_t *dst, const float *restrict src, Lines l) {
+  for (i64 o = 0; o < l.outer; ++o) {
+    const uint32_t *in = (const uint32_t *)(src + o * l.inner);
+    uint16_t *out = dst + o * l.stride;
+    for (i64 q = 0; q < l.inner; ++q) {
+      uint32_t u = in[q];
+      uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+      out[q] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
+    }
+  }
+}
+
+/* w = the sums of the squares' window [c - lo, c + hi] (clipped at both ends) of channel c at
+ * every position of a unit, for NCHW units: x holds C lines of len, one per channel. The
+ * paper's n = 5 away from the ends is one pass of five loads; any other window adds line by
+ * line. */
+static void window_nchw(float *restrict w, const float *restrict x, i64 C, i64 len, i64 c,
+                        int lo, int hi) {
+  i64 first = c - lo < 0 ? 0 : c - lo, last = c + hi > C - 1 ? C - 1 : c + hi;
+  const float *r = x + first * len;
+  if (last - first == 4) {
+    const float *r1 = r + len, *r2 = r1 + len, *r3 = r2 + len, *r4 = r3 + len;
+    for (i64 p = 0; p < len; ++p) w[p] = (r[p] + r1[p]) + (r2[p] + r3[p]) + r4[p];
+    return;
+  }
+  memcpy(w, r, len * sizeof *w);
+  for (i64 j = first + 1; j <= last; ++j)
+    for (i64 p = 0; p < len; ++p) w[p] += x[j * len + p];
+}
+
+/* The same for one position of a channels-last unit: x holds its C channels. */
+static void window_last(float *restrict w, const float *restrict x, i64 C, int lo, int hi) {
+  i64 c = 0;
+  if (lo == 2 && hi == 2 && C >= 5) {
+    for (c = 2; c < C - 2; ++c) w[c] = (x[c - 2] + x[c - 1]) + (x[c] + x[c + 1]) + x[c + 2];
+    for (c = 0; c < C; c = c == 1 ? C - 2 : c + 1) {  /* the four channels at the ends */
+      float sum = 0;
+      for (i64 j = c - 2 < 0 ? 0 : c - 2; j <= c + 2 && j < C; ++j) sum += x[j];
+      w[c] = sum;
+    }
+    return;
+  }
+  for (c = 0; c < C; ++c) {
+    float sum = 0;
+    for (i64 j = c - lo < 0 ? 0 : c - lo; j <= c + hi && j < C; ++j) sum += x[j];
+    w[c] = sum;
+  }
+}
+
+/* d = s^-beta and 1 / s for s = k + alpha * w: for the paper's beta = 0.75, q = s^-1/4 by two
+ * square roots gives d = q^3 and 1 / s = q^4, with no pow and one division. */
+static inline float inverse_power(float w, float alpha, float beta, float k, float *inverse) {
+  float s = k + alpha * w;
+  if (beta == 0.75f) {
+    float q = 1.0f / sqrtf(sqrtf(s));
+    *inverse = (q * q) * (q * q);
+    return q * q * q;
+  }
+  *inverse = 1.0f / s;
+  return powf(s, -beta);
+}
+
+enum { A, G, X, T, GD, W, R, BUFFERS };
+
+/* One unit of `outer` lines of `inner` values: a (and g) read and the result written `sa`,
+ * `sg`, `sr` apart between lines (in the tensor itself for float32, in buffers for bfloat16).
+ * Forward: b = a d. Backward: g d - 2 alpha beta a W^T(g b / s), with g d kept in buf[GD] and
+ * g b / s in buf[T] between the two window passes. */
+static void unit(const float *a, i64 sa, const float *g, i64 sg, float *res, i64 sr,
+                 float *buf[BUFFERS], i64 C, i64 len, int last, int before, int after,
+                 float alpha, float beta, float k) {
+  float *restrict x = buf[X], *restrict t = buf[T], *restrict gd = buf[GD], *restrict w = buf[W];
+  const i64 outer = last ? len : C, inner = last ? C : len;
+  const float coeff = 2.0f * alpha * beta;
+  float inverse;
+  for (i64 o = 0; o < outer; ++o) {
+    const float *restrict ao = a + o * sa;
+    float *restrict xo = x + o * inner;
+    for (i64 q = 0; q < inner; ++q) xo[q] = ao[q] * ao[q];
+  }
+  for (i64 o = 0; o < outer; ++o) {
+    if (last)
+      window_last(w, x + o * C, C, before, after);
+    else
+      window_nchw(w, x, C, len, o, before, after);
+    const float *restrict ao = a + o * sa;
+    if (g == 0) {
+      float *restrict ro = res + o * sr;
+      for (i64 q = 0; q < inner; ++q) ro[q] = ao[q] * inverse_power(w[q], alpha, beta, k, &inverse);
+      continue;
+    }
+    const float *restrict go = g + o * sg;
+    float *restrict gdo = gd + o * inner, *restrict to = t + o * inner;
+    for (i64 q = 0; q < inner; ++q) {
+      gdo[q] = go[q] * inverse_power(w[q], alpha, beta, k, &inverse);
+      to[q] = gdo[q] * ao[q] * inverse; /* g b / s */
+    }
+  }
+  if (g == 0) return;
+  for (i64 o = 0; o < outer; ++o) {
+    if (last)
+      window_last(w, t + o * C, C, after, before);
+    else
+      window_nchw(w, t, C, len, o, after, before);
+    const float *restrict ao = a + o * sa, *restrict gdo = gd + o * inner;
+    float *restrict ro = res + o * sr;
+    for (i64 q = 0; q < inner; ++q) ro[q] = gdo[q] - coeff * ao[q] * w[q];
+  }
+}
+
+/* Units [u0, u1); g == NULL is forward (out = b), else backward (out = grad_a). Needs
+ * sp == 1 (NCHW) or sc == 1 (channels-last); a, g and out share the strides. Returns 1
+ * where memory ran out. float32 is read and written in place; bfloat16 through buffers. */
+#define ENTRY(NAME, T, DIRECT, LOAD, STORE)                                                    \
+  int NAME(const T *a, const T *g, T *out, i64 C, i64 P, i64 sn, i64 sc, i64 sp, int before, \
+           int after, double alpha, double beta, double k, i64 u0, i64 u1) {                  \
+    int last = sc == 1 && sp != 1;                                                            \
+    i64 blocks = (P + BLOCK - 1) / BLOCK;                                                     \
+    float *memory = (float *)malloc(sizeof(float) * BUFFERS * (size_t)(C * BLOCK));           \
+    if (memory == 0) return 1;                                                                \
+    float *buf[BUFFERS];                                                                      \
+    for (int b = 0; b < BUFFERS; ++b) buf[b] = memory + b * C * BLOCK;                        \
+    for (i64 u = u0; u < u1; ++u) {                                                           \
+      i64 n = u / blocks, p0 = (u % blocks) * BLOCK;                                          \
+      i64 len = P - p0 < BLOCK ? P - p0 : BLOCK;                                              \
+      i64 at = n * sn + p0 * sp;                                                              \
+      Lines l = last ? (Lines){len, C, sp, 1} : (Lines){C, len, sc, 0};                       \
+      if (DIRECT) {                                                                           \
+        const float *af = (const float *)(a + at), *gf = g ? (const float *)(g + at) : 0;     \
+        unit(af, l.stride, gf, l.stride, (float *)(out + at), l.stride, buf, C, len, last,    \
+             before, after, (float)alpha, (float)beta, (float)k);                             \
+        continue;                                                                             \
+      }                                                                                       \
+      LOAD(buf[A], a + at, l);                                                                \
+      if (g) LOAD(buf[G], g + at, l);                                                         \
+      unit(buf[A], l.inner, g ? buf[G] : 0, l.inner, buf[R], l.inner, buf, C, len, last,      \
+           before, after, (float)alpha, (float)beta, (float)k);                               \
+      STORE(out + at, buf[R], l);                                                             \
+    }                                                                                         \
+    free(memory);                                                                             \
+    return 0;                                                                                 \
+  }
+
+ENTRY(lrn_f32, float, 1, load_f32, store_f32)
+ENTRY(lrn_bf16, uint16_t, 0, load_bf16, store_bf16)
