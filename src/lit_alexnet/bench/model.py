@@ -108,7 +108,9 @@ def lrn_relu_ratios(
         x = maps.to(device, dtype).requires_grad_()
         grad = torch.randn_like(x)
 
-        def pass_of(op: Callable[[Tensor], Tensor], x: Tensor = x, grad: Tensor = grad):
+        def pass_of(
+            op: Callable[[Tensor], Tensor], x: Tensor = x, grad: Tensor = grad
+        ) -> Callable[[], int]:
             def run() -> int:
                 op(x).backward(grad)
                 x.grad = None

@@ -163,13 +163,17 @@ def _run(a: Tensor, g: Tensor | None, size: int, alpha: float, beta: float, k: f
     args: list[Any] = [a.data_ptr(), 0 if g is None else g.data_ptr(), out.data_ptr()]
     args += [c, positions, sn, sc, sp, size // 2, (size - 1) // 2, alpha, beta, k]
     bounds = [units * i // threads for i in range(threads + 1)]
+
+    def part(lo: int, hi: int) -> int:
+        return int(function(*args, lo, hi))
+
     if threads == 1:
-        codes = [function(*args, 0, units)]
+        codes = [part(0, units)]
     else:
         if _pool is None or _pool[1] < threads:
             _pool = ThreadPoolExecutor(threads, thread_name_prefix="lit_alexnet_lrn"), threads
         pool = _pool[0]
-        jobs = [pool.submit(function, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+        jobs = [pool.submit(part, lo, hi) for lo, hi in itertools.pairwise(bounds)]
         codes = [job.result() for job in jobs]
     if any(codes):
         raise MemoryError("local_response_norm: the CPU kernel could not allocate its buffers")
