@@ -384,3 +384,10 @@ def test_the_primary_config_sets_what_its_schema_leaves_missing() -> None:
     assert isinstance(schema, dict)
     repeats = {k: v for k, v in raw.items() if k in schema and schema[k] == v}
     assert not repeats, f"train.yaml repeats {repeats}"
+
+
+def test_a_wandb_run_is_named_for_its_task_and_its_job_in_a_multirun(composed: Composer) -> None:
+    # ${hydra:job.num} is None outside a multirun: the name was "train-None".
+    assert composed("logger=wandb").logger.name == "train"
+    assert composed("logger=wandb", "+experiment=smoke").logger.name == "smoke"
+    assert composed("logger=wandb", "hydra.job.num=3").logger.name == "train-3"

@@ -280,8 +280,17 @@ def _jpeg_root(root: Path, layout: dict[str, list[str]]) -> Path:
             ["scheduler=onecycle", "trainer.check_val_every_n_epoch=1"],
             "one cycle over 4 optimizer steps with pct_start=0.25 warms up in a single step",
         ),
+        # Raised while Hydra instantiates the datamodule, which wraps it in its own error.
+        (["data=shards", "data.root={root1}"], "is not a shards root"),
     ],
-    ids=["bad-value", "missing-root", "one-class", "class-only-in-val", "one-cycle-too-short"],
+    ids=[
+        "bad-value",
+        "missing-root",
+        "one-class",
+        "class-only-in-val",
+        "one-cycle-too-short",
+        "shards-root-is-a-folder",
+    ],
 )
 def test_a_refusal_is_its_message_alone_with_exit_code_2(
     tmp_path: Path, cache_dir: Path, overrides: list[str], message: str

@@ -321,6 +321,15 @@ def register_configs() -> None:
     # hydra/launcher=slurm's gpus_per_node (interpolation alone cannot multiply).
     if not OmegaConf.has_resolver("lit_alexnet.gpu_pairs"):
         OmegaConf.register_new_resolver("lit_alexnet.gpu_pairs", lambda n: 2 * int(n))
+    # ${lit_alexnet.run_name:TASK,${hydra:job.num}}: TASK for a single run, TASK-N for job N of
+    # a multirun (where hydra.job.num is set; a single run's is None).
+    if not OmegaConf.has_resolver("lit_alexnet.run_name"):
+        OmegaConf.register_new_resolver("lit_alexnet.run_name", run_name)
+
+
+def run_name(task: str, job_num: int | None) -> str:
+    """A run's name for its logger: the task, and the job's number within a multirun."""
+    return str(task) if job_num is None else f"{task}-{job_num}"
 
 
 # Innermost first, so that a refusal names the deepest key (model.net.norm.size=0).

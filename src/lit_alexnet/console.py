@@ -52,13 +52,27 @@ def one_line_refusals(main: Callable[_P, _R]) -> Callable[_P, _R]:
         try:
             return main(*args, **kwargs)
         except Exception as e:
-            message = str(e) if isinstance(e, Refused) else _refusal_in_child(e)
+            refused = _refusal_within(e)
+            message = str(refused) if refused is not None else _refusal_in_child(e)
             if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"error: {message}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def _refusal_within(error: BaseException) -> Refused | None:
+    """``error`` if it is a refusal, or the refusal it was raised from: Hydra wraps an error
+    raised while it instantiates a ``_target_`` in its ``InstantiationException``."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Refused):
+            return current
+        seen.add(id(current))
+        current = current.__cause__
+    return None
 
 
 # The last line of a traceback: "lit_alexnet.data.bad_files.BadFilesError: <message...>".
