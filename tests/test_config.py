@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -391,3 +392,18 @@ def test_a_wandb_run_is_named_for_its_task_and_its_job_in_a_multirun(composed: C
     assert composed("logger=wandb").logger.name == "train"
     assert composed("logger=wandb", "+experiment=smoke").logger.name == "smoke"
     assert composed("logger=wandb", "hydra.job.num=3").logger.name == "train-3"
+
+
+def test_the_tensorboard_logger_without_tensorboard_is_refused_before_training(
+    composed: Composer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = composed("logger=tensorboard")
+    validate(cfg)  # installed here, by the test extra
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("tensorboard", "tensorboardX") else real(name, *a),
+    )
+    with pytest.raises(Invalid, match=r"pip install 'lit-alexnet\[tensorboard\]'"):
+        validate(cfg)

@@ -12,6 +12,7 @@ classes the configs instantiate call too.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -369,3 +370,17 @@ def validate(cfg: DictConfig) -> None:
             f"trainer.check_val_every_n_epoch={every} validates every {every}th epoch only: "
             "add trainer.check_val_every_n_epoch=1 (as +experiment=paper does)"
         )
+    _check_logger_installed(OmegaConf.select(cfg, "logger._target_", default=""))
+
+
+# A logger's package that a plain install lacks, and the extra that brings it.
+_LOGGER_PACKAGES = {"TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard")}
+
+
+def _check_logger_installed(target: str) -> None:
+    for logger, (packages, extra) in _LOGGER_PACKAGES.items():
+        if target.endswith(logger) and not any(importlib.util.find_spec(p) for p in packages):
+            raise Invalid(
+                f"logger={extra} needs the {extra} package, which is not installed: "
+                f"pip install 'lit-alexnet[{extra}]', or log with logger=csv or logger=wandb"
+            )
