@@ -40,6 +40,7 @@ def test_installed_wheel_runs_the_smoke_experiment_from_anywhere(
     names = zipfile.ZipFile(wheel).namelist()
     assert "lit_alexnet/conf/train.yaml" in names
     assert "lit_alexnet/conf/experiment/smoke.yaml" in names
+    assert "lit_alexnet/nn/lrn_kernel.c" in names  # the LRN's CPU kernel is compiled from it
 
     # A clean environment for the package itself. The heavy dependencies come from the
     # running environment's site-packages, named in a .pth file: `--system-site-packages`
@@ -66,8 +67,19 @@ def test_installed_wheel_runs_the_smoke_experiment_from_anywhere(
         env=env,
     ).split()
     assert all(Path(p).is_relative_to(venv) for p in where), where
+    # The console script, as a user of the installed package types it.
     out = run(
-        python, "-m", "lit_alexnet.train", "+experiment=smoke", "logger=csv", cwd=elsewhere, env=env
+        venv / "bin" / "lit-alexnet-train",
+        "+experiment=smoke",
+        "logger=csv",
+        cwd=elsewhere,
+        env=env,
     )
     assert "val top-1 error" in out
     assert list((elsewhere / "outputs").glob("*/*/checkpoints/last.ckpt"))
+    scripts = {p.name for p in (venv / "bin").glob("lit-alexnet-*")}
+    commands = "train evaluate predict figures report stats prepare verify bench"
+    assert scripts == {f"lit-alexnet-{command}" for command in commands.split()}
+    assert "usage: lit-alexnet-evaluate" in run(
+        venv / "bin" / "lit-alexnet-evaluate", "--help", cwd=elsewhere, env=env
+    )

@@ -10,6 +10,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from lit_alexnet.checks import Refused
@@ -97,3 +98,10 @@ def _refusal_in_child(error: Exception) -> str | None:
     if not (isinstance(raised, type) and issubclass(raised, Refused)):
         return None
     return str(error)[last.end() :].strip()
+
+
+def prog(module: str) -> str:
+    """A command's name in its usage line: the console script's (``lit-alexnet-evaluate``) when
+    run as one, else ``python -m MODULE``."""
+    script = Path(sys.argv[0]).name
+    return script if script.startswith("lit-alexnet-") else f"python -m {module}"

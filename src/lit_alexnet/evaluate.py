@@ -24,7 +24,7 @@ import lightning as L
 from hydra.utils import instantiate
 
 from lit_alexnet.callbacks import progress_bar
-from lit_alexnet.console import quiet_console
+from lit_alexnet.console import prog, quiet_console
 from lit_alexnet.data.choices import VIEWS
 from lit_alexnet.job import run_config, trainer_precision
 from lit_alexnet.module import LitAlexNet
@@ -73,7 +73,7 @@ def evaluate(
 def main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a run; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m lit_alexnet.evaluate", description=__doc__.split("\n\n")[0]
+        prog=prog("lit_alexnet.evaluate"), description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("run", type=Path, help="a run's output directory or a .ckpt file")
     parser.add_argument(

@@ -28,6 +28,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor
 
+from lit_alexnet.console import prog
 from lit_alexnet.data.images import open_image
 from lit_alexnet.data.parallel import progress_bar
 from lit_alexnet.data.transforms import CenterCropTransform, mean_tensor
@@ -127,7 +128,7 @@ def make_figures(
 def main(argv: Sequence[str] | None = None) -> int:
     """Write a run's figures; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m lit_alexnet.figures", description=__doc__.split("\n\n")[0]
+        prog=prog("lit_alexnet.figures"), description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("run", type=Path, help="a run's output directory or a .ckpt file")
     parser.add_argument("overrides", nargs="*", help="key=value data overrides (data.root=...)")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from lit_alexnet.console import prog
 from lit_alexnet.data.images import NotAnImage, open_image
 from lit_alexnet.data.transforms import CenterCropTransform
 from lit_alexnet.module import PREPROCESSING, LitAlexNet
@@ -53,7 +54,7 @@ def predict(
 def main(argv: Sequence[str] | None = None) -> int:
     """Print each image's likeliest classes; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m lit_alexnet.predict", description=__doc__.split("\n\n")[0]
+        prog=prog("lit_alexnet.predict"), description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("run", type=Path, help="a run's output directory or a .ckpt file")
     parser.add_argument("images", type=Path, nargs="+", help="image files")

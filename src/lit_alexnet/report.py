@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_alexnet.checks import Missing
+from lit_alexnet.console import prog
 from lit_alexnet.plots import error_chart
 from lit_alexnet.runs import RESULTS, read_results, run_overrides
 
@@ -122,7 +123,7 @@ def _duration(seconds: float | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print and write the report; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m lit_alexnet.report", description=__doc__.split("\n\n")[0]
+        prog=prog("lit_alexnet.report"), description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("paths", type=Path, nargs="+", help="a sweep folder, or run folders")
     parser.add_argument("--out", type=Path, help="where report.md and report.png go")

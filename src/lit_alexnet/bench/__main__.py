@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_alexnet.console import prog
 from lit_alexnet.data.choices import BATCH_SIZE  # a plain module: --help stays quick
 
 
@@ -32,7 +33,7 @@ def _command(commands: Any, name: str, what: str, run: Callable[..., int]) -> An
 
 def _parser() -> argparse.ArgumentParser:
     # Each benchmark is imported when it runs, so that --help answers at once.
-    parser = argparse.ArgumentParser(prog="python -m lit_alexnet.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog("lit_alexnet.bench"), description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     model = _command(
         commands,

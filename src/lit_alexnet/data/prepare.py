@@ -48,6 +48,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from lit_alexnet.checks import Invalid, Refused, check
+from lit_alexnet.console import prog
 from lit_alexnet.data.bad_files import BadFile, bad_files_report
 from lit_alexnet.data.dataset_stats import compute_stats
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
@@ -567,7 +568,7 @@ def _check_resumable(dst: Path, manifest: Manifest) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lit_alexnet.data.prepare SRC DST``; returns the exit status (2: refused)."""
     parser = argparse.ArgumentParser(
-        prog="python -m lit_alexnet.data.prepare",
+        prog=prog("lit_alexnet.data.prepare"),
         description="Write the paper's 256x256 version of a dataset root (section 2): shorter "
         "side to 256, centre crop, JPEG; with stats.npz and a manifest that tells training "
         "to skip its resize. Interrupted, it carries on where it stopped when run again.",

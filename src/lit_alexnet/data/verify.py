@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lit_alexnet.console import prog
 from lit_alexnet.data.bad_files import BadFile, bad_files_report, find_bad_files
 from lit_alexnet.data.builtin import ensure_builtin_dataset
 from lit_alexnet.data.cache import default_cache_dir
@@ -19,7 +20,7 @@ from lit_alexnet.data.folders import class_folders, scan_split
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lit_alexnet.data.verify",
+        prog=prog("lit_alexnet.data.verify"),
         description="Find the files of a dataset root that are not readable images.",
     )
     parser.add_argument(
