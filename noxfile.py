@@ -6,9 +6,27 @@ project on top, so `nox -s tests` on a machine that ran the README's install is 
 
 from __future__ import annotations
 
+import sys
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
+# For `syntax`: the modules src/ imports that are standard in the Python running nox (its
+# names are the arguments) and missing from this one's standard library.
+_MISSING_STDLIB = """
+import ast, pathlib, sys
+reference = set(sys.argv[1:])
+seen = set()
+for path in pathlib.Path("src").rglob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            seen |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            seen.add(node.module.split(".")[0])
+here = set(sys.stdlib_module_names)
+missing = sorted(name for name in seen if name in reference and name not in here)
+sys.exit(f"not in this Python's standard library: {missing}" if missing else 0)
+"""
 nox.options.reuse_existing_virtualenvs = True
 VENV = {"venv_params": ["--system-site-packages"]}
 
@@ -22,9 +40,18 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(**VENV)
 def lint(session: nox.Session) -> None:
-    """ruff: lint and import order."""
-    session.install("ruff")
+    """ruff: lint, import order and formatting, with the dev extra's ruff."""
+    session.install("ruff>=0.17,<0.18")
     session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+
+
+@nox.session(python=["3.10", "3.12"])
+def syntax(session: nox.Session) -> None:
+    """The sources compile on the other Pythons that requires-python admits (the tests run on
+    3.11, where torch is installed): a newer syntax or a missing standard module fails here."""
+    session.run("python", "-m", "compileall", "-q", "src", "tests", "noxfile.py")
+    session.run("python", "-c", _MISSING_STDLIB, *sorted(sys.stdlib_module_names))
 
 
 @nox.session(**VENV)
