@@ -10,7 +10,8 @@ computed in float32.
 It is compiled once per machine and source with the system's C compiler (``cc``, about a
 second; ``-march=native``, so the file is named for this CPU) into torch's extension folder
 (``$TORCH_EXTENSIONS_DIR``, else ``~/.cache/torch_extensions``), and called through ctypes
-on torch's number of threads, each taking a range of blocks (ctypes lets go of the GIL). The
+(which lets go of the GIL) on torch's number of threads, through OpenMP on torch's own
+OpenMP runtime (a second pool would spin against torch's for the same cores). The
 two ops are ``torch.library`` custom ops, so ``torch.compile`` takes them whole. Where there
 is no compiler, or ``LIT_ALEXNET_LRN=torch`` is set, :func:`available` is ``False`` and the
 plain torch implementation runs instead.
@@ -20,13 +21,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import itertools
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,16 @@ from torch import Tensor
 
 SOURCE = Path(__file__).with_name("lrn_kernel.c")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
+# Threads through OpenMP where the compiler has it: the .so then needs libgomp.so.1, which is
+# the one torch has loaded (its own copy, by soname), so the kernel runs on torch's pool.
+OPENMP = "-fopenmp"
 ENV_SWITCH = "LIT_ALEXNET_LRN"  # "torch": never the compiled kernel
-_FUNCTIONS = {torch.float32: "lrn_f32", torch.bfloat16: "lrn_bf16"}
+_FUNCTIONS = {torch.float32: "lrn_f32_all", torch.bfloat16: "lrn_bf16_all"}
 DTYPES = tuple(_FUNCTIONS)
 BLOCK = 64  # positions per unit of work: lrn_kernel.c's BLOCK
 
 _library: ctypes.CDLL | None = None
 _tried = False
-_pool: tuple[ThreadPoolExecutor, int] | None = None  # and its number of threads
 
 
 def _build_dir() -> Path:
@@ -65,21 +66,22 @@ def _compile() -> Path | None:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside the target and renamed: ranks starting together never load half a file.
-    fd, partial = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
-    os.close(fd)
-    try:
-        subprocess.run(
-            [compiler, *FLAGS, "-o", partial, str(SOURCE), "-lm"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        os.replace(partial, target)
-    except (OSError, subprocess.SubprocessError):
-        Path(partial).unlink(missing_ok=True)
-        return None
-    return target
+    for flags in ((*FLAGS, OPENMP), FLAGS):  # without OpenMP: one thread
+        # Built beside the target and renamed: ranks starting together never load half a file.
+        fd, partial = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
+        os.close(fd)
+        try:
+            subprocess.run(
+                [compiler, *flags, "-o", partial, str(SOURCE), "-lm"],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            os.replace(partial, target)
+            return target
+        except (OSError, subprocess.SubprocessError):
+            Path(partial).unlink(missing_ok=True)
+    return None
 
 
 def _cpu_model() -> str:
@@ -104,7 +106,7 @@ def _load() -> ctypes.CDLL | None:
                 function = getattr(library, name)
                 function.restype = ctypes.c_int
                 function.argtypes = [ptr, ptr, ptr, *[i64] * 5, ctypes.c_int, ctypes.c_int]
-                function.argtypes += [f64, f64, f64, i64, i64]
+                function.argtypes += [f64, f64, f64, i64, ctypes.c_int]
             _library = library
     return _library
 
@@ -148,8 +150,7 @@ def supports(a: Tensor) -> bool:
 
 
 def _run(a: Tensor, g: Tensor | None, size: int, alpha: float, beta: float, k: float) -> Tensor:
-    """Forward (``g`` None: ``b``) or backward (the gradient) over all threads."""
-    global _pool
+    """Forward (``g`` None: ``b``) or backward (the gradient) on torch's threads."""
     library = _load()
     layout = _layout(a)
     assert library is not None and layout is not None, "check supports() first"
@@ -160,22 +161,13 @@ def _run(a: Tensor, g: Tensor | None, size: int, alpha: float, beta: float, k: f
     units = a.shape[0] * -(-positions // BLOCK)
     threads = max(1, min(torch.get_num_threads(), units))
     function = getattr(library, _FUNCTIONS[a.dtype])
-    args: list[Any] = [a.data_ptr(), 0 if g is None else g.data_ptr(), out.data_ptr()]
-    args += [c, positions, sn, sc, sp, size // 2, (size - 1) // 2, alpha, beta, k]
-    bounds = [units * i // threads for i in range(threads + 1)]
-
-    def part(lo: int, hi: int) -> int:
-        return int(function(*args, lo, hi))
-
-    if threads == 1:
-        codes = [part(0, units)]
-    else:
-        if _pool is None or _pool[1] < threads:
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="lit_alexnet_lrn"), threads
-        pool = _pool[0]
-        jobs = [pool.submit(part, lo, hi) for lo, hi in itertools.pairwise(bounds)]
-        codes = [job.result() for job in jobs]
-    if any(codes):
+    failed = function(
+        a.data_ptr(),
+        0 if g is None else g.data_ptr(),
+        out.data_ptr(),
+        *(c, positions, sn, sc, sp, size // 2, (size - 1) // 2, alpha, beta, k, units, threads),
+    )
+    if failed:
         raise MemoryError("local_response_norm: the CPU kernel could not allocate its buffers")
     return out
 

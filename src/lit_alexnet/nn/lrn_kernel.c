@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef int64_t i64;
 enum { BLOCK = 64 };
@@ -158,6 +161,12 @@ static void unit(const float *a, i64 sa, const float *g, i64 sg, float *res, i64
   }
 }
 
+#ifdef _OPENMP
+#define OPENMP_THREAD(t, n) (t = omp_get_thread_num(), n = omp_get_num_threads())
+#else
+#define OPENMP_THREAD(t, n) (void)0
+#endif
+
 /* Units [u0, u1); g == NULL is forward (out = b), else backward (out = grad_a). Needs
  * sp == 1 (NCHW) or sc == 1 (channels-last); a, g and out share the strides. Returns 1
  * where memory ran out. float32 is read and written in place; bfloat16 through buffers. */
@@ -189,6 +198,22 @@ static void unit(const float *a, i64 sa, const float *g, i64 sg, float *res, i64
     }                                                                                         \
     free(memory);                                                                             \
     return 0;                                                                                 \
+  }                                                                                           \
+                                                                                              \
+  /* All units, on `threads` threads: OpenMP's, which are torch's own where torch's libgomp   \
+   * is loaded (the same soname), so no second pool spins against it. */                     \
+  int NAME##_all(const T *a, const T *g, T *out, i64 C, i64 P, i64 sn, i64 sc, i64 sp,        \
+                 int before, int after, double alpha, double beta, double k, i64 units,       \
+                 int threads) {                                                               \
+    int failed = 0;                                                                           \
+    (void)threads;                                                                            \
+    _Pragma("omp parallel num_threads(threads) reduction(| : failed)") {                      \
+      i64 t = 0, n = 1;                                                                       \
+      OPENMP_THREAD(t, n);                                                                    \
+      failed |= NAME(a, g, out, C, P, sn, sc, sp, before, after, alpha, beta, k,              \
+                     units * t / n, units * (t + 1) / n);                                     \
+    }                                                                                         \
+    return failed;                                                                            \
   }
 
 ENTRY(lrn_f32, float, 1, load_f32, store_f32)
