@@ -18,7 +18,7 @@ implementations of the same formula:
   machine (:mod:`lit_alexnet.nn.lrn_cpu`, about 0.4 s the first time, then loaded from
   torch's extension folder) that reads each tensor once and writes the result once. On 2
   AVX2 EPYC cores, forward plus backward took 2.5-3.0x a ReLU's forward plus backward on the
-  same tensor in float32 and 4.0-4.4x in bfloat16 (batch 32 of 48x55x55 and 128x27x27 maps,
+  same tensor in float32 and 3.9-4.8x in bfloat16 (batch 32 of 48x55x55 and 128x27x27 maps,
   NCHW and channels-last), against 6.5-8.2x and 11-14x for the plain version below
   (``python -m lit_alexnet.bench model`` prints it; ``benchmarks/``);
 - elsewhere (a GPU, float64, no C compiler, ``LIT_ALEXNET_LRN=torch``): one

@@ -5,7 +5,7 @@
  * A tensor is seen as (N, C, P) with P the collapsed spatial positions and strides
  * (sn, sc, sp): NCHW has sp == 1, channels-last sc == 1. A unit of work is a block of BLOCK
  * positions of one image, all its channels; what it computes between reading and writing
- * stays in small float buffers, in cache:
+ * stays in small float buffers, in cache (bfloat16 is converted as it is read and written):
  *
  *   s = k + alpha * W(a^2),  d = s^-beta,  b = a * d
  *   grad_a = g * d - 2 alpha beta * a * W^T(g * b / s)
@@ -24,44 +24,6 @@
 
 typedef int64_t i64;
 enum { BLOCK = 64 };
-
-/* A unit in memory's order: `outer` lines of `inner` adjacent values, the lines `stride` apart
- * in the tensor (and `inner` apart in a buffer). NCHW: a line is one channel's block of
- * positions; channels-last: one position's channels. */
-typedef struct {
-  i64 outer, inner, stride;
-  int last; /* channels-last */
-} Lines;
-
-/* float32 is worked on in place (ENTRY's DIRECT); these only complete the macro's other arm. */
-static void load_f32(float *restrict dst, const float *src, Lines l) {
-  for (i64 o = 0; o < l.outer; ++o) memcpy(dst + o * l.inner, src + o * l.stride, l.inner * 4);
-}
-
-static void store_f32(float *dst, const float *restrict src, Lines l) {
-  for (i64 o = 0; o < l.outer; ++o) memcpy(dst + o * l.stride, src + o * l.inner, l.inner * 4);
-}
-
-static void load_bf16(float *restrict dst, const uint16_t *src, Lines l) {
-  for (i64 o = 0; o < l.outer; ++o) {
-    const uint16_t *in = src + o * l.stride;
-    uint32_t *out = (uint32_t *)(dst + o * l.inner);
-    for (i64 q = 0; q < l.inner; ++q) out[q] = (uint32_t)in[q] << 16;
-  }
-}
-
-/* Round to nearest even, NaN kept quiet: c10::BFloat16's conversion. */
-static void store_bf16(uint16_t *dst, const float *restrict src, Lines l) {
-  for (i64 o = 0; o < l.outer; ++o) {
-    const uint32_t *in = (const uint32_t *)(src + o * l.inner);
-    uint16_t *out = dst + o * l.stride;
-    for (i64 q = 0; q < l.inner; ++q) {
-      uint32_t u = in[q];
-      uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-      out[q] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
-    }
-  }
-}
 
 /* w = the sums of the squares' window [c - lo, c + hi] (clipped at both ends) of channel c at
  * every position of a unit, for NCHW units: x holds C lines of len, one per channel. The
@@ -113,53 +75,81 @@ static inline float inverse_power(float w, float alpha, float beta, float k, flo
   return powf(s, -beta);
 }
 
-enum { A, G, X, T, GD, W, R, BUFFERS };
+enum { X, T, GD, W, BUFFERS };
 
-/* One unit of `outer` lines of `inner` values: a (and g) read and the result written `sa`,
- * `sg`, `sr` apart between lines (in the tensor itself for float32, in buffers for bfloat16).
- * Forward: b = a d. Backward: g d - 2 alpha beta a W^T(g b / s), with g d kept in buf[GD] and
- * g b / s in buf[T] between the two window passes. */
-static void unit(const float *a, i64 sa, const float *g, i64 sg, float *res, i64 sr,
-                 float *buf[BUFFERS], i64 C, i64 len, int last, int before, int after,
-                 float alpha, float beta, float k) {
-  float *restrict x = buf[X], *restrict t = buf[T], *restrict gd = buf[GD], *restrict w = buf[W];
-  const i64 outer = last ? len : C, inner = last ? C : len;
-  const float coeff = 2.0f * alpha * beta;
-  float inverse;
-  for (i64 o = 0; o < outer; ++o) {
-    const float *restrict ao = a + o * sa;
-    float *restrict xo = x + o * inner;
-    for (i64 q = 0; q < inner; ++q) xo[q] = ao[q] * ao[q];
-  }
-  for (i64 o = 0; o < outer; ++o) {
-    if (last)
-      window_last(w, x + o * C, C, before, after);
-    else
-      window_nchw(w, x, C, len, o, before, after);
-    const float *restrict ao = a + o * sa;
-    if (g == 0) {
-      float *restrict ro = res + o * sr;
-      for (i64 q = 0; q < inner; ++q) ro[q] = ao[q] * inverse_power(w[q], alpha, beta, k, &inverse);
-      continue;
-    }
-    const float *restrict go = g + o * sg;
-    float *restrict gdo = gd + o * inner, *restrict to = t + o * inner;
-    for (i64 q = 0; q < inner; ++q) {
-      gdo[q] = go[q] * inverse_power(w[q], alpha, beta, k, &inverse);
-      to[q] = gdo[q] * ao[q] * inverse; /* g b / s */
-    }
-  }
-  if (g == 0) return;
-  for (i64 o = 0; o < outer; ++o) {
-    if (last)
-      window_last(w, t + o * C, C, after, before);
-    else
-      window_nchw(w, t, C, len, o, after, before);
-    const float *restrict ao = a + o * sa, *restrict gdo = gd + o * inner;
-    float *restrict ro = res + o * sr;
-    for (i64 q = 0; q < inner; ++q) ro[q] = gdo[q] - coeff * ao[q] * w[q];
-  }
+static inline float f32_load(const float *p) { return *p; }
+static inline void f32_store(float *p, float v) { *p = v; }
+
+static inline float bf16_load(const uint16_t *p) {
+  uint32_t u = (uint32_t)*p << 16;
+  float v;
+  memcpy(&v, &u, sizeof v);
+  return v;
 }
+
+/* Round to nearest even, NaN kept quiet: c10::BFloat16's conversion. */
+static inline void bf16_store(uint16_t *p, float v) {
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  *p = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
+}
+
+/* One unit of `outer` lines of `inner` values, the lines `so` apart in the tensors a, g and
+ * res (of type TYPE, read and written in place, computed in float). Forward: b = a d. Backward:
+ * g d - 2 alpha beta a W^T(g b / s), with g d kept in buf[GD] and g b / s in buf[T] between
+ * the two window passes. */
+#define DEFINE_UNIT(NAME, TYPE, LOAD, STORE)                                                      \
+  static void NAME(const TYPE *a, const TYPE *g, TYPE *res, i64 so, float *buf[BUFFERS], i64 C,        \
+                   i64 len, int last, int before, int after, float alpha, float beta,         \
+                   float k) {                                                                 \
+    float *restrict x = buf[X], *restrict t = buf[T], *restrict gd = buf[GD];                 \
+    float *restrict w = buf[W];                                                               \
+    const i64 outer = last ? len : C, inner = last ? C : len;                                 \
+    const float coeff = 2.0f * alpha * beta;                                                  \
+    float inverse;                                                                            \
+    for (i64 o = 0; o < outer; ++o) {                                                         \
+      const TYPE *ao = a + o * so;                                                               \
+      float *restrict xo = x + o * inner;                                                     \
+      for (i64 q = 0; q < inner; ++q) {                                                       \
+        float v = LOAD(ao + q);                                                               \
+        xo[q] = v * v;                                                                        \
+      }                                                                                       \
+    }                                                                                         \
+    for (i64 o = 0; o < outer; ++o) {                                                         \
+      if (last)                                                                               \
+        window_last(w, x + o * C, C, before, after);                                          \
+      else                                                                                    \
+        window_nchw(w, x, C, len, o, before, after);                                          \
+      const TYPE *ao = a + o * so;                                                               \
+      if (g == 0) {                                                                           \
+        TYPE *ro = res + o * so;                                                                 \
+        for (i64 q = 0; q < inner; ++q)                                                       \
+          STORE(ro + q, LOAD(ao + q) * inverse_power(w[q], alpha, beta, k, &inverse));        \
+        continue;                                                                             \
+      }                                                                                       \
+      const TYPE *go = g + o * so;                                                               \
+      float *restrict gdo = gd + o * inner, *restrict to = t + o * inner;                     \
+      for (i64 q = 0; q < inner; ++q) {                                                       \
+        gdo[q] = LOAD(go + q) * inverse_power(w[q], alpha, beta, k, &inverse);                \
+        to[q] = gdo[q] * LOAD(ao + q) * inverse; /* g b / s */                                \
+      }                                                                                       \
+    }                                                                                         \
+    if (g == 0) return;                                                                       \
+    for (i64 o = 0; o < outer; ++o) {                                                         \
+      if (last)                                                                               \
+        window_last(w, t + o * C, C, after, before);                                          \
+      else                                                                                    \
+        window_nchw(w, t, C, len, o, after, before);                                          \
+      const TYPE *ao = a + o * so;                                                               \
+      const float *restrict gdo = gd + o * inner;                                             \
+      TYPE *ro = res + o * so;                                                                   \
+      for (i64 q = 0; q < inner; ++q) STORE(ro + q, gdo[q] - coeff * LOAD(ao + q) * w[q]);    \
+    }                                                                                         \
+  }
+
+DEFINE_UNIT(unit_f32, float, f32_load, f32_store)
+DEFINE_UNIT(unit_bf16, uint16_t, bf16_load, bf16_store)
 
 #ifdef _OPENMP
 #define OPENMP_THREAD(t, n) (t = omp_get_thread_num(), n = omp_get_num_threads())
@@ -169,8 +159,8 @@ static void unit(const float *a, i64 sa, const float *g, i64 sg, float *res, i64
 
 /* Units [u0, u1); g == NULL is forward (out = b), else backward (out = grad_a). Needs
  * sp == 1 (NCHW) or sc == 1 (channels-last); a, g and out share the strides. Returns 1
- * where memory ran out. float32 is read and written in place; bfloat16 through buffers. */
-#define ENTRY(NAME, T, DIRECT, LOAD, STORE)                                                    \
+ * where memory ran out. */
+#define ENTRY(NAME, T, UNIT)                                                                   \
   int NAME(const T *a, const T *g, T *out, i64 C, i64 P, i64 sn, i64 sc, i64 sp, int before, \
            int after, double alpha, double beta, double k, i64 u0, i64 u1) {                  \
     int last = sc == 1 && sp != 1;                                                            \
@@ -183,23 +173,12 @@ static void unit(const float *a, i64 sa, const float *g, i64 sg, float *res, i64
       i64 n = u / blocks, p0 = (u % blocks) * BLOCK;                                          \
       i64 len = P - p0 < BLOCK ? P - p0 : BLOCK;                                              \
       i64 at = n * sn + p0 * sp;                                                              \
-      Lines l = last ? (Lines){len, C, sp, 1} : (Lines){C, len, sc, 0};                       \
-      if (DIRECT) {                                                                           \
-        const float *af = (const float *)(a + at), *gf = g ? (const float *)(g + at) : 0;     \
-        unit(af, l.stride, gf, l.stride, (float *)(out + at), l.stride, buf, C, len, last,    \
-             before, after, (float)alpha, (float)beta, (float)k);                             \
-        continue;                                                                             \
-      }                                                                                       \
-      LOAD(buf[A], a + at, l);                                                                \
-      if (g) LOAD(buf[G], g + at, l);                                                         \
-      unit(buf[A], l.inner, g ? buf[G] : 0, l.inner, buf[R], l.inner, buf, C, len, last,      \
-           before, after, (float)alpha, (float)beta, (float)k);                               \
-      STORE(out + at, buf[R], l);                                                             \
+      UNIT(a + at, g ? g + at : 0, out + at, last ? sp : sc, buf, C, len, last, before,      \
+           after, (float)alpha, (float)beta, (float)k);                                       \
     }                                                                                         \
     free(memory);                                                                             \
     return 0;                                                                                 \
   }                                                                                           \
-                                                                                              \
   /* All units, on `threads` threads: OpenMP's, which are torch's own where torch's libgomp   \
    * is loaded (the same soname), so no second pool spins against it. */                     \
   int NAME##_all(const T *a, const T *g, T *out, i64 C, i64 P, i64 sn, i64 sc, i64 sp,        \
@@ -216,5 +195,6 @@ static void unit(const float *a, i64 sa, const float *g, i64 sg, float *res, i64
     return failed;                                                                            \
   }
 
-ENTRY(lrn_f32, float, 1, load_f32, store_f32)
-ENTRY(lrn_bf16, uint16_t, 0, load_bf16, store_bf16)
+
+ENTRY(lrn_f32, float, unit_f32)
+ENTRY(lrn_bf16, uint16_t, unit_bf16)
