@@ -206,3 +206,22 @@ def test_a_sample_caps_the_images_read(ramp: Path, monkeypatch: pytest.MonkeyPat
     # And the figures are those of the images read, not of others.
     picked = colours[[files.index(f) for f in read]]
     np.testing.assert_allclose(stats.mean_rgb, picked.mean(0) / 255, rtol=0, atol=1e-9)
+
+
+def test_first_use_statistics_follow_the_files_not_the_root(root: Path) -> None:
+    # The cache was keyed on the root's path alone: changed data got the old statistics.
+    from lit_alexnet.data.torchvision import ImageFolderDataModule
+
+    def mean_of_first_use() -> np.ndarray:
+        stats = ImageFolderDataModule(root, num_workers=0).dataset_stats()
+        assert stats.mean_image is not None
+        return stats.mean_image
+
+    before = mean_of_first_use()
+    np.testing.assert_array_equal(mean_of_first_use(), before)  # unchanged data: the cache
+    # A new, bright image in the training split: the statistics are computed again, over
+    # one more image: the mean of the five images and a near-white one.
+    Image.fromarray(np.full((300, 300, 3), 250, np.uint8)).save(root / "train" / "a" / "x.png")
+    after = mean_of_first_use()
+    expected = (before * len(SIZES) + 250 / 255) / (len(SIZES) + 1)
+    np.testing.assert_allclose(after, expected, atol=2e-3)

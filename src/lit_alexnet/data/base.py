@@ -8,6 +8,7 @@ the same files with the same class indices.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
@@ -19,7 +20,7 @@ from lit_alexnet.checks import Invalid, Missing
 from lit_alexnet.data.bad_files import BadFilesError, check_image_lists
 from lit_alexnet.data.cache import default_cache_dir
 from lit_alexnet.data.choices import BATCH_SIZE, LIGHTING_STD, MeanMode, Views, check_data_options
-from lit_alexnet.data.dataset_stats import compute_folder_stats
+from lit_alexnet.data.dataset_stats import compute_folder_stats, sampled
 from lit_alexnet.data.folders import ImageList, class_folders, scan_split
 from lit_alexnet.data.formats import IMAGENET_STATS, STATS_FILENAME, DatasetStats, read_manifest
 from lit_alexnet.data.images import RESIZE
@@ -237,6 +238,19 @@ class FolderDataModule(L.LightningDataModule):
         # cached file in setup.
         self.dataset_stats()
 
+    def _stats_key(self) -> str:
+        """What the first-use statistics depend on: the root, its training files' names, and
+        the size and modification time of those the sample reads. Added, removed, renamed or
+        rewritten images give new statistics, not a stale file."""
+        files = scan_split(self.root, "train").files
+        digest = hashlib.sha1(f"{self.root.resolve()}\n{STATS_SAMPLE}\n".encode())
+        for file in files:
+            digest.update(f"{os.path.relpath(file, self.root)}\n".encode())
+        for file in sampled(files, STATS_SAMPLE):
+            info = file.stat()
+            digest.update(f"{info.st_size} {info.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
     def dataset_stats(self) -> DatasetStats:
         """The training set's mean and RGB principal components (see the class docstring)."""
         if self._stats is None:
@@ -259,8 +273,7 @@ class FolderDataModule(L.LightningDataModule):
         return self._stats
 
     def _first_use_stats(self) -> DatasetStats:
-        key = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
-        path = default_cache_dir() / "stats" / f"{self.root.name}-{key}-{STATS_SAMPLE}.npz"
+        path = default_cache_dir() / "stats" / f"{self.root.name}-{self._stats_key()}.npz"
         if not path.is_file():
             rank_zero_info(
                 f"{self.root / STATS_FILENAME} not found: computing the mean image and PCA of "

@@ -8,7 +8,7 @@ on the 0-1 scale, the scale ImageNet's published figures use, and converted wher
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,6 +60,14 @@ def compute_stats(images: Iterable[np.ndarray]) -> DatasetStats:
     )
 
 
+def sampled(files: Sequence[Path], sample: int | None) -> tuple[Path, ...]:
+    """At most ``sample`` of ``files``, drawn at random (seed 0) from all of them, in order."""
+    if sample is None or len(files) <= sample:
+        return tuple(files)
+    picked = np.sort(np.random.default_rng(0).choice(len(files), sample, replace=False))
+    return tuple(files[i] for i in picked)
+
+
 def compute_folder_stats(
     root: str | Path,
     out: str | Path | None = None,
@@ -76,10 +84,7 @@ def compute_folder_stats(
     root = Path(root).expanduser()
     path = root / STATS_FILENAME if out is None else Path(out).expanduser()
     train = root / "train"
-    files = scan_split(root, "train").files
-    if sample is not None and len(files) > sample:
-        picked = np.sort(np.random.default_rng(0).choice(len(files), sample, replace=False))
-        files = tuple(files[i] for i in picked)
+    files = sampled(scan_split(root, "train").files, sample)
     images = check_image_list(
         ImageList(files, (0,) * len(files), ("any",)), mode=verify, on_bad="skip", what=str(train)
     )
