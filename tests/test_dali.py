@@ -446,3 +446,30 @@ def test_gpu_pipeline_matches_the_cpu_pipeline(coordinate_root: Path) -> None:
     gpu, _ = _batches(dm, "test")
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-3)
+
+
+@pytest.mark.dali
+def test_a_file_the_decoder_fails_on_is_named_from_dalis_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A truncated JPEG: DALI's decoder says "Failed to decode sample #i : PATH", so the file
+    # is named without decoding the split again (which a GIF-in-disguise still needs).
+    from lit_alexnet.data import dali
+    from lit_alexnet.data.dali_culprit import UndecodableImage
+
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(2):
+                pixels = np.random.default_rng(i).integers(0, 255, (64, 64, 3), np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
+    bad = tmp_path / "train" / "b" / "1.jpg"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    monkeypatch.setattr(dali, "find_undecodable", lambda files: pytest.fail("decoded again"))
+    dm = DaliImageDataModule(tmp_path, batch_size=4, device="cpu", verify="off", stats="imagenet")
+    dm.prepare_data()
+    dm.setup("fit")
+    with pytest.raises(UndecodableImage, match=f"DALI could not decode {bad} \\(Failed to decode"):
+        for _ in dm.train_dataloader():
+            pass

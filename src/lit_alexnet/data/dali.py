@@ -24,7 +24,7 @@ from lit_alexnet.checks import Invalid
 from lit_alexnet.data.base import FolderDataModule, FolderOptions, Split, Views
 from lit_alexnet.data.builtin import BuiltinMixin
 from lit_alexnet.data.choices import AUTO, Device, check_data_options
-from lit_alexnet.data.dali_culprit import UndecodableImage, find_undecodable
+from lit_alexnet.data.dali_culprit import UndecodableImage, find_undecodable, named_in_error
 from lit_alexnet.data.folders import ImageList
 from lit_alexnet.data.formats import DatasetStats
 from lit_alexnet.data.images import CROP, RESIZE
@@ -401,8 +401,8 @@ class DaliLoader:
         except RuntimeError as e:
             if not self.files:
                 raise
-            # DALI's message names an operator, never the file: find it.
-            found = find_undecodable(self.files)
+            # DALI's decoder names the file it failed on; where it names none, find it.
+            found = named_in_error(str(e), self.files) or find_undecodable(self.files)
             if found is None:
                 raise
             path, error = found

@@ -1,21 +1,24 @@
 """Naming the file that stopped a DALI pipeline.
 
-A decode error inside a DALI pipeline names an operator, not a sample, and leaves the pipeline
-unusable. :func:`find_undecodable` finds the file by decoding the split again with DALI's own
-CPU decoder, a batch at a time, then one file at a time within the batch that fails. It runs
-only after such a failure (``verify`` finds what it can beforehand), so its cost, up to one
-decode of the split, is paid by a run that has stopped anyway.
+A decode error inside a DALI pipeline leaves the pipeline unusable. DALI's decoder names the
+file when it fails to decode one (``Failed to decode sample #i : PATH``), which
+:func:`named_in_error` reads; when it cannot even tell the format (``nvImageCodec failure``),
+it names none, and :func:`find_undecodable` finds the file by decoding the split again with
+DALI's own CPU decoder, a batch at a time, then one file at a time within the batch that
+fails. That runs only after such a failure (``verify`` finds what it can beforehand), so its
+cost, up to one decode of the split, is paid by a run that has stopped anyway.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from lit_alexnet.checks import Invalid
 from lit_alexnet.data.parallel import progress_bar, usable_cpus
 
-__all__ = ["UndecodableImage", "find_undecodable"]
+__all__ = ["UndecodableImage", "find_undecodable", "named_in_error"]
 
 _BATCH = 256
 
@@ -43,6 +46,19 @@ def _decodes(files: Sequence[Path]) -> str | None:
         return (causes or lines or ["decode error"])[-1]
     finally:
         del pipe
+    return None
+
+
+_NAMED = re.compile(r"^(Failed to decode sample #\d+) : (.+?)\s*$", re.M)
+
+
+def named_in_error(message: str, files: Sequence[Path]) -> tuple[Path, str] | None:
+    """The file of ``files`` that DALI's error ``message`` names as undecodable, with its
+    words, or None where it names none of them."""
+    for match in _NAMED.finditer(message):
+        named = Path(match.group(2))
+        if named in set(files):
+            return named, match.group(1)
     return None
 
 
