@@ -256,3 +256,16 @@ def test_under_ddp_only_rank_0_reads_the_files(root: Path, monkeypatch: pytest.M
     stopping.trainer = trainer(1, received="4 of 14 files ... cannot be trained on")  # type: ignore[assignment]
     with pytest.raises(BadFilesError, match="cannot be trained on"):
         stopping.check_splits("train", "val")
+
+
+def test_off_a_terminal_long_work_prints_progress_lines_as_it_goes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # In a log file Rich shows only the bar's final state: hours of `prepare` looked like a hang.
+    from lit_alexnet.data.parallel import progress_bar
+
+    with progress_bar(every_s=0) as bar:
+        task = bar.add_task("Checking 3 files", total=3)
+        for done in range(1, 4):
+            bar.advance(task)
+            assert f"Checking 3 files: {done}/3 after 0:00:00" in capsys.readouterr().err

@@ -7,16 +7,19 @@ without the start-up cost and fork hazards of processes.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -49,13 +52,41 @@ def ordered_map(
         yield pending.popleft().result()
 
 
-def progress_bar() -> Progress:
-    """A Rich progress bar on stderr, out of the way of a command's own output."""
-    return Progress(
+class LoggedProgress(Progress):
+    """A Rich progress bar that, off a terminal (a log file, a SLURM job), also prints a line
+    for each task every ``every_s`` seconds: Rich alone shows only the final state there, so
+    hours of work looked like a hang."""
+
+    def __init__(self, *columns: Any, every_s: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(*columns, **kwargs)
+        self.every_s = every_s
+        self._said: dict[TaskID, float] = {}
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        if self.console.is_terminal:
+            return
+        now = time.monotonic()
+        if now - self._said.setdefault(task_id, now) < self.every_s:
+            return
+        self._said[task_id] = now
+        task = self._tasks[task_id]
+        done = f"{task.completed:.0f}/{task.total:.0f}" if task.total else f"{task.completed:.0f}"
+        elapsed = timedelta(seconds=round(task.elapsed or 0))
+        left = task.time_remaining
+        rest = f", about {timedelta(seconds=round(left))} left" if left else ""
+        self.console.print(f"{task.description}: {done} after {elapsed}{rest}")
+
+
+def progress_bar(every_s: float = 30.0) -> Progress:
+    """A Rich progress bar on stderr, out of the way of a command's own output; off a terminal,
+    a line every ``every_s`` seconds instead of its (invisible) updates."""
+    return LoggedProgress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
+        every_s=every_s,
     )
