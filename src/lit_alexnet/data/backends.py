@@ -33,7 +33,8 @@ def resolve_backend(backend: str) -> str:
             return "dali"
         rank_zero_warn(
             f"nvidia-dali is not importable ({dali.DALI_IMPORT_ERROR}): reading data with the "
-            "torchvision backend (set data.backend=torchvision to silence this)"
+            "torchvision backend (pip install 'lit-alexnet[dali]' for DALI, or set "
+            "data.backend=torchvision to silence this)"
         )
         return "torchvision"
     return backend

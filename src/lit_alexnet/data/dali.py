@@ -82,8 +82,9 @@ def resolve_device(device: str) -> Literal["gpu", "cpu"]:
 def _require_dali() -> None:
     if DALI_IMPORT_ERROR is not None:
         raise ImportError(
-            "the DALI data backend needs nvidia-dali (pip install nvidia-dali-cuda130), which "
-            f"failed to import ({DALI_IMPORT_ERROR}); or use data.backend=torchvision"
+            "the DALI data backend needs nvidia-dali (pip install 'lit-alexnet[dali]', or "
+            f"[dali-cuda12] for CUDA 12), which failed to import ({DALI_IMPORT_ERROR}); or use "
+            "data.backend=torchvision"
         ) from DALI_IMPORT_ERROR
 
 
