@@ -394,6 +394,12 @@ def test_a_wandb_run_is_named_for_its_task_and_its_job_in_a_multirun(composed: C
     assert composed("logger=wandb", "hydra.job.num=3").logger.name == "train-3"
 
 
+def test_a_sweeps_wandb_runs_share_its_group(composed: Composer) -> None:
+    assert composed("logger=wandb").logger.group is None
+    job = composed("logger=wandb", "hydra.job.num=3", "hydra.sweep.dir=multirun/sweep1")
+    assert job.logger.group == "multirun/sweep1"
+
+
 def test_the_tensorboard_logger_without_tensorboard_is_refused_before_training(
     composed: Composer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from lit_alexnet import AlexNet, LitAlexNet
 
-from .wandb_records import config_and_history
+from .wandb_records import config_and_history, metric_summaries
 
 if TYPE_CHECKING:
     from conftest import Composer
@@ -93,6 +93,8 @@ def test_offline_wandb_run_lives_in_the_job_dir(smoke_run: tuple[Path, str]) -> 
     ):
         assert key in logged, sorted(logged)
     assert any(k.startswith("lr-") for k in logged), sorted(logged)
+    # The summary keeps the least validation error (WandbBestError), not the last.
+    assert "min" in metric_summaries(run_file).get("val/top1_error", set())
 
 
 def test_resume_from_last_checkpoint(

@@ -56,3 +56,14 @@ def config_and_history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]
                 }
             )
     return config, history
+
+
+def metric_summaries(path: Path) -> dict[str, set[str]]:
+    """For each metric the run defined (``define_metric``), the summaries it asked for."""
+    found: dict[str, set[str]] = {}
+    for record in records(path):
+        if record.WhichOneof("record_type") == "metric" and record.metric.name:
+            summary = record.metric.summary
+            wanted = {f.name for f in summary.DESCRIPTOR.fields if getattr(summary, f.name)}
+            found.setdefault(record.metric.name, set()).update(wanted)
+    return found

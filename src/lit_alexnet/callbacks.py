@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
+from lit_alexnet.module import MONITOR
 from lit_alexnet.nn import AlexNet
 from lit_alexnet.plots import kernel_grid
 
@@ -354,3 +355,16 @@ class Conv1Kernels(Callback):
                 logger.log_image(key="conv1_kernels", images=[picture], step=step)
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("conv1_kernels", picture, step, dataformats="HWC")
+
+
+class WandbBestError(Callback):
+    """Makes a W&B run's summary hold the least validation top-1 error it reached (W&B's
+    ``define_metric``), the figure a sweep's runs are compared by, instead of the last one."""
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.define_metric(MONITOR, summary="min")

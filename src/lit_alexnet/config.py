@@ -326,6 +326,12 @@ def register_configs() -> None:
     # a multirun (where hydra.job.num is set; a single run's is None).
     if not OmegaConf.has_resolver("lit_alexnet.run_name"):
         OmegaConf.register_new_resolver("lit_alexnet.run_name", run_name)
+    # ${lit_alexnet.sweep_group:${hydra:sweep.dir},${hydra:job.num}}: a multirun's folder, which
+    # groups its jobs' W&B runs; None for a single run.
+    if not OmegaConf.has_resolver("lit_alexnet.sweep_group"):
+        OmegaConf.register_new_resolver(
+            "lit_alexnet.sweep_group", lambda sweep, num: None if num is None else str(sweep)
+        )
 
 
 def run_name(task: str, job_num: int | None) -> str:
