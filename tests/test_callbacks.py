@@ -240,3 +240,66 @@ def test_a_one_cycle_run_resumed_for_longer_anneals_over_the_new_length(tmp_path
         reference.optimizer.step()
         reference.step()
     assert tick.lrs == pytest.approx(lrs[4:])
+
+
+class MetricsSeen(L.Callback):
+    """What the trainer held after each validation: val top-1 error and the lr."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, float]] = []
+
+    def on_validation_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if not trainer.sanity_checking:
+            error = float(trainer.callback_metrics["val/top1_error"])
+            self.rows.append((error, trainer.optimizers[0].param_groups[0]["lr"]))
+
+
+def test_learning_curves_are_drawn_from_the_runs_metrics_and_go_on_after_a_resume(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from PIL import Image
+
+    from lit_alexnet.callbacks import LearningCurves
+
+    torch.manual_seed(0)
+    loader = DataLoader(
+        TensorDataset(torch.randn(4, 3, 224, 224), torch.randint(0, 3, (4,))), batch_size=2
+    )
+
+    def fit(epochs: int, ckpt: Path | None = None) -> MetricsSeen:
+        seen = MetricsSeen()
+        model = LitAlexNet(
+            num_classes=3,
+            optimizer=functools.partial(torch.optim.SGD, lr=1e-3),
+            scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+        )
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            accelerator="cpu",
+            default_root_dir=tmp_path,
+            limit_val_batches=1,
+            num_sanity_val_steps=0,
+            callbacks=[LearningCurves(), seen],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(model, loader, loader, ckpt_path=ckpt)
+        if ckpt is None:
+            trainer.save_checkpoint(tmp_path / "two.ckpt")
+        return seen
+
+    first = fit(2)
+    rows = json.loads((tmp_path / "curves.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert [(r["val/top1_error"], r["lr"]) for r in rows] == first.rows
+    assert all("train/loss" in r and "val/loss" in r for r in rows)
+    resumed = fit(3, tmp_path / "two.ckpt")
+    rows = json.loads((tmp_path / "curves.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [(r["val/top1_error"], r["lr"]) for r in rows] == first.rows + resumed.rows
+    with Image.open(tmp_path / "curves.png") as picture:
+        assert picture.format == "PNG" and picture.width > 600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -19,7 +20,7 @@ from typing_extensions import override
 
 from lit_alexnet.module import MONITOR
 from lit_alexnet.nn import AlexNet
-from lit_alexnet.plots import kernel_grid
+from lit_alexnet.plots import kernel_grid, learning_curves
 
 _process_clock_taken = False
 
@@ -368,3 +369,58 @@ class WandbBestError(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.define_metric(MONITOR, summary="min")
+
+
+class LearningCurves(Callback):
+    """Writes ``curves.json`` and ``curves.png`` (training loss, the epoch's mean; validation
+    loss, top-1 and top-5 error where the epoch validated; learning rate; against epoch) into
+    the run's folder after every epoch, from the run's own figures, whatever its logger. A
+    resumed run's curves go on from the checkpoint's."""
+
+    FILES = ("curves.json", "curves.png")
+    VALIDATION = ("val/loss", "val/top1_error", "val/top5_error")
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self._losses: list[float] = []
+        self._validated: dict[str, float] = {}
+
+    @override
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._losses, self._validated = [], {}
+
+    @override
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._losses.append(float(loss.detach()))
+
+    @override
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            metrics = trainer.callback_metrics
+            self._validated = {k: float(metrics[k]) for k in self.VALIDATION if k in metrics}
+
+    @override
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        row = {"epoch": float(trainer.current_epoch + 1), **self._validated}
+        if self._losses:
+            row["train/loss"] = sum(self._losses) / len(self._losses)
+        if trainer.optimizers:
+            row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        run = Path(trainer.default_root_dir)
+        (run / self.FILES[0]).write_text(json.dumps(self.rows, indent=1) + "\n")
+        learning_curves({run.name: self.rows}, run / self.FILES[1], title=str(run))
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict.get("rows", []))

@@ -132,6 +132,43 @@ def error_chart(
     return _save(fig, path)
 
 
+# The curves a run draws (LearningCurves): what each figure's panel shows.
+CURVE_PANELS = {
+    "loss": ("train/loss", "val/loss"),
+    "error": ("val/top1_error", "val/top5_error"),
+    "learning rate": ("lr",),
+}
+
+
+def learning_curves(
+    runs: Mapping[str, Sequence[Mapping[str, float]]], path: str | Path, title: str = ""
+) -> Path:
+    """Loss, validation errors and learning rate against epoch, one line per run and key:
+    ``runs`` maps a run's label to its rows (``{"epoch": e, "val/top1_error": ..., ...}``, a
+    key left out where the epoch has none)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.4))
+    for ax, (panel, keys) in zip(axes, CURVE_PANELS.items(), strict=True):
+        for label, rows in runs.items():
+            for key in keys:
+                points = [(r["epoch"], r[key]) for r in rows if key in r]
+                if points:
+                    name = key if len(runs) == 1 else f"{label}: {key}"
+                    ax.plot(*zip(*points, strict=True), marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_title(panel, fontsize=10)
+        if panel == "learning rate":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        elif panel == "error":
+            ax.set_ylim(0, 1)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
