@@ -264,6 +264,7 @@ def test_the_report_has_a_row_per_job_with_its_results(run: Path, tmp_path: Path
         (job / ".hydra" / "overrides.yaml").write_text(f"- pooling={pooling}\n- seed=1\n")
     done = json.loads((run / "results.json").read_text())
     (sweep / "0" / "results.json").write_text(json.dumps(done))
+    (sweep / "0" / "curves.json").write_text((run / "curves.json").read_text())
     # A job whose process is gone without saying how it ended: it was killed.
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -291,3 +292,6 @@ def test_the_report_has_a_row_per_job_with_its_results(run: Path, tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     assert (sweep / "report.md").read_text().splitlines() == lines
     assert Image.open(sweep / "report.png").size[0] > 100
+    # The run's own learning curves, drawn by the job (one epoch) and here for the sweep.
+    assert [row["epoch"] for row in json.loads((run / "curves.json").read_text())] == [1]
+    assert Image.open(sweep / "report_curves.png").size[0] > 600

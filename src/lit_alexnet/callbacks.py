@@ -21,6 +21,7 @@ from typing_extensions import override
 from lit_alexnet.module import MONITOR
 from lit_alexnet.nn import AlexNet
 from lit_alexnet.plots import kernel_grid, learning_curves
+from lit_alexnet.runs import CURVES, CURVES_PICTURE
 
 _process_clock_taken = False
 
@@ -377,7 +378,6 @@ class LearningCurves(Callback):
     the run's folder after every epoch, from the run's own figures, whatever its logger. A
     resumed run's curves go on from the checkpoint's."""
 
-    FILES = ("curves.json", "curves.png")
     VALIDATION = ("val/loss", "val/top1_error", "val/top5_error")
 
     def __init__(self) -> None:
@@ -414,8 +414,8 @@ class LearningCurves(Callback):
             row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         run = Path(trainer.default_root_dir)
-        (run / self.FILES[0]).write_text(json.dumps(self.rows, indent=1) + "\n")
-        learning_curves({run.name: self.rows}, run / self.FILES[1], title=str(run))
+        (run / CURVES).write_text(json.dumps(self.rows, indent=1) + "\n")
+        learning_curves({run.name: self.rows}, run / CURVES_PICTURE, title=str(run))
 
     @override
     def state_dict(self) -> dict[str, Any]:

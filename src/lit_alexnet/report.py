@@ -8,8 +8,8 @@ Each job is a row: a column for every override that differs between the jobs, it
 (``done``; ``running``; ``failed``, ``interrupted`` or ``killed`` where it did not finish;
 ``no results`` for a folder written before lit_alexnet 0.2), validation and, where tested,
 test top-1 and top-5 errors, epochs and wall time, all read from the jobs' ``results.json``.
-The table is printed and written as ``report.md`` with a bar chart ``report.png`` (into the
-sweep folder, or ``--out``).
+The table is printed and written as ``report.md`` with a bar chart ``report.png`` and the
+jobs' learning curves ``report_curves.png`` (into the sweep folder, or ``--out``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 from lit_alexnet.checks import Missing
 from lit_alexnet.console import prog
-from lit_alexnet.plots import error_chart
-from lit_alexnet.runs import RESULTS, read_results, run_overrides
+from lit_alexnet.plots import error_chart, learning_curves
+from lit_alexnet.runs import RESULTS, read_curves, read_results, run_overrides
 
 _NONE = "—"
 
@@ -109,6 +109,18 @@ def chart(jobs: Sequence[Job], path: Path) -> Path:
     return error_chart(labels, series, path)
 
 
+def curves(jobs: Sequence[Job], path: Path) -> Path | None:
+    """The jobs' learning curves in one figure (their ``curves.json``); None where no job
+    has any."""
+    keys = varying_keys(jobs)
+    runs = {
+        ", ".join(f"{k}={job.overrides.get(k, _NONE)}" for k in keys) or job.path.name: rows
+        for job in jobs
+        if (rows := read_curves(job.path))
+    }
+    return learning_curves(runs, path) if runs else None
+
+
 def _figure(value: float) -> str:
     return _NONE if math.isnan(value) else f"{value:.3f}"
 
@@ -137,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = table(jobs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(text + "\n")
-    picture = chart(jobs, out / "report.png")
+    pictures = [chart(jobs, out / "report.png"), curves(jobs, out / "report_curves.png")]
     print(text)
-    print(f"wrote {out / 'report.md'} and {picture}")
+    print(f"wrote {out / 'report.md'}, " + " and ".join(str(p) for p in pictures if p))
     return 0
 
 
