@@ -18,10 +18,9 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
-from lit_alexnet.module import MONITOR
 from lit_alexnet.nn import AlexNet
+from lit_alexnet.optim import MONITOR
 from lit_alexnet.plots import kernel_grid, learning_curves
-from lit_alexnet.runs import CURVES, CURVES_PICTURE
 
 _process_clock_taken = False
 
@@ -370,6 +369,17 @@ class WandbBestError(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.define_metric(MONITOR, summary="min")
+
+
+# A run's learning curves (LearningCurves): the rows, one per epoch, and their picture.
+CURVES, CURVES_PICTURE = "curves.json", "curves.png"
+
+
+def read_curves(run: Path) -> list[dict[str, float]]:
+    """The rows of ``run``'s ``curves.json``, one per epoch; none where it has no such file."""
+    path = Path(run) / CURVES
+    rows: list[dict[str, float]] = json.loads(path.read_text()) if path.is_file() else []
+    return rows
 
 
 class LearningCurves(Callback):

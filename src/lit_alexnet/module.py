@@ -16,7 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lit_alexnet.checks import Invalid
 from lit_alexnet.nn import AlexNet
-from lit_alexnet.optim import PaperSGD
+from lit_alexnet.optim import MONITOR, PaperSGD
 from lit_alexnet.rng import capture_rng_states, restore_rng_states
 
 OptimizerFactory = Callable[[Iterable[Tensor]], Optimizer]
@@ -35,8 +35,6 @@ class TopKError(MulticlassAccuracy):
         return 1.0 - super().compute()
 
 
-# The paper's criterion for dropping the learning rate (section 5).
-MONITOR = "val/top1_error"
 # The checkpoint key of the datamodule's preprocessing (class names, mean).
 PREPROCESSING = "lit_alexnet_preprocessing"
 # The checkpoint key of the random states (lit_alexnet.rng), for exact resumption.

@@ -12,6 +12,10 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from lit_alexnet.checks import check
 
+# The paper's criterion for dropping the learning rate (section 5): the validation top-1
+# error, under the name LitAlexNet logs it.
+MONITOR = "val/top1_error"
+
 
 def check_sgd_arguments(lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
     """Refuse what :class:`PaperSGD` cannot take, naming the argument; the optimizer schemas'

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lit_alexnet.callbacks import read_curves
 from lit_alexnet.checks import Missing
 from lit_alexnet.console import prog
 from lit_alexnet.plots import error_chart, learning_curves
-from lit_alexnet.runs import RESULTS, read_curves, read_results, run_overrides
+from lit_alexnet.runs import RESULTS, read_results, run_overrides
 
 _NONE = "—"
 

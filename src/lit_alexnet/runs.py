@@ -25,8 +25,6 @@ from lit_alexnet.checks import Invalid
 from lit_alexnet.data.cache import pid_alive
 
 RESULTS = "results.json"
-# A run's learning curves (lit_alexnet.callbacks.LearningCurves): the rows, and their picture.
-CURVES, CURVES_PICTURE = "curves.json", "curves.png"
 _BEST = re.compile(r"top1err(\d+\.\d+)\.ckpt$")
 
 
@@ -75,12 +73,6 @@ def write_results(run: Path, results: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
-
-
-def read_curves(run: Path) -> list[dict[str, float]]:
-    """The rows of ``run``'s ``curves.json``, one per epoch; none where it has no such file."""
-    path = Path(run) / CURVES
-    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def read_results(run: Path) -> dict[str, Any]:
