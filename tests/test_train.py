@@ -463,3 +463,25 @@ def test_help_lists_only_what_a_user_chooses(tmp_path: Path) -> None:
     assert "data: builtin (default), folder, imagenet" in stats
     for group in ("callbacks", "logger", "optimizer", "schema"):
         assert f"{group}:" not in stats.split("== Config ==")[0], group
+
+
+def test_an_experiment_of_ones_own_composes_from_a_config_dir(tmp_path: Path) -> None:
+    """README: an experiment in a folder of the user's, beside the installed package's groups."""
+    mine = tmp_path / "myconf" / "experiment" / "mine.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(
+        "# @package _global_\ndefaults:\n  - override /pooling: standard\n"
+        "task_name: mine\ntrainer:\n  max_epochs: 30\n"
+    )
+    args = ["--config-dir", str(tmp_path / "myconf"), "+experiment=mine", "--cfg", "job"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_alexnet.train", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job = OmegaConf.create(proc.stdout)
+    assert job.task_name == "mine" and job.trainer.max_epochs == 30
+    assert job.model.net.pooling.name == "standard"  # the default is overlap
