@@ -43,23 +43,30 @@ static void window_nchw(float *restrict w, const float *restrict x, i64 C, i64 l
     for (i64 p = 0; p < len; ++p) w[p] += x[j * len + p];
 }
 
+/* The sum of x[j] over j in [c - lo, c + hi], clipped at both ends. */
+static inline float clipped_sum(const float *x, i64 C, i64 c, int lo, int hi) {
+  float sum = 0;
+  for (i64 j = c - lo < 0 ? 0 : c - lo; j <= c + hi && j < C; ++j) sum += x[j];
+  return sum;
+}
+
 /* The same for one position of a channels-last unit: x holds its C channels. */
 static void window_last(float *restrict w, const float *restrict x, i64 C, int lo, int hi) {
-  i64 c = 0;
   if (lo == 2 && hi == 2 && C >= 5) {
-    for (c = 2; c < C - 2; ++c) w[c] = (x[c - 2] + x[c - 1]) + (x[c] + x[c + 1]) + x[c + 2];
-    for (c = 0; c < C; c = c == 1 ? C - 2 : c + 1) {  /* the four channels at the ends */
-      float sum = 0;
-      for (i64 j = c - 2 < 0 ? 0 : c - 2; j <= c + 2 && j < C; ++j) sum += x[j];
-      w[c] = sum;
-    }
+    for (i64 c = 2; c < C - 2; ++c) w[c] = (x[c - 2] + x[c - 1]) + (x[c] + x[c + 1]) + x[c + 2];
+    for (i64 c = 0; c < C; c = c == 1 ? C - 2 : c + 1) w[c] = clipped_sum(x, C, c, lo, hi);
     return;
   }
-  for (c = 0; c < C; ++c) {
-    float sum = 0;
-    for (i64 j = c - lo < 0 ? 0 : c - lo; j <= c + hi && j < C; ++j) sum += x[j];
-    w[c] = sum;
-  }
+  for (i64 c = 0; c < C; ++c) w[c] = clipped_sum(x, C, c, lo, hi);
+}
+
+/* w = the window sums of line o of a unit's buffer src, of either layout. */
+static void window(float *restrict w, const float *restrict src, i64 C, i64 len, int last,
+                   i64 o, int lo, int hi) {
+  if (last)
+    window_last(w, src + o * C, C, lo, hi);
+  else
+    window_nchw(w, src, C, len, o, lo, hi);
 }
 
 /* d = s^-beta and 1 / s for s = k + alpha * w: for the paper's beta = 0.75, q = s^-1/4 by two
@@ -99,53 +106,47 @@ static inline void bf16_store(uint16_t *p, float v) {
  * res (of type TYPE, read and written in place, computed in float). Forward: b = a d. Backward:
  * g d - 2 alpha beta a W^T(g b / s), with g d kept in buf[GD] and g b / s in buf[T] between
  * the two window passes. */
-#define DEFINE_UNIT(NAME, TYPE, LOAD, STORE)                                                      \
-  static void NAME(const TYPE *a, const TYPE *g, TYPE *res, i64 so, float *buf[BUFFERS], i64 C,        \
-                   i64 len, int last, int before, int after, float alpha, float beta,         \
-                   float k) {                                                                 \
-    float *restrict x = buf[X], *restrict t = buf[T], *restrict gd = buf[GD];                 \
-    float *restrict w = buf[W];                                                               \
-    const i64 outer = last ? len : C, inner = last ? C : len;                                 \
-    const float coeff = 2.0f * alpha * beta;                                                  \
-    float inverse;                                                                            \
-    for (i64 o = 0; o < outer; ++o) {                                                         \
-      const TYPE *ao = a + o * so;                                                               \
-      float *restrict xo = x + o * inner;                                                     \
-      for (i64 q = 0; q < inner; ++q) {                                                       \
-        float v = LOAD(ao + q);                                                               \
-        xo[q] = v * v;                                                                        \
-      }                                                                                       \
-    }                                                                                         \
-    for (i64 o = 0; o < outer; ++o) {                                                         \
-      if (last)                                                                               \
-        window_last(w, x + o * C, C, before, after);                                          \
-      else                                                                                    \
-        window_nchw(w, x, C, len, o, before, after);                                          \
-      const TYPE *ao = a + o * so;                                                               \
-      if (g == 0) {                                                                           \
-        TYPE *ro = res + o * so;                                                                 \
-        for (i64 q = 0; q < inner; ++q)                                                       \
-          STORE(ro + q, LOAD(ao + q) * inverse_power(w[q], alpha, beta, k, &inverse));        \
-        continue;                                                                             \
-      }                                                                                       \
-      const TYPE *go = g + o * so;                                                               \
-      float *restrict gdo = gd + o * inner, *restrict to = t + o * inner;                     \
-      for (i64 q = 0; q < inner; ++q) {                                                       \
-        gdo[q] = LOAD(go + q) * inverse_power(w[q], alpha, beta, k, &inverse);                \
-        to[q] = gdo[q] * LOAD(ao + q) * inverse; /* g b / s */                                \
-      }                                                                                       \
-    }                                                                                         \
-    if (g == 0) return;                                                                       \
-    for (i64 o = 0; o < outer; ++o) {                                                         \
-      if (last)                                                                               \
-        window_last(w, t + o * C, C, after, before);                                          \
-      else                                                                                    \
-        window_nchw(w, t, C, len, o, after, before);                                          \
-      const TYPE *ao = a + o * so;                                                               \
-      const float *restrict gdo = gd + o * inner;                                             \
-      TYPE *ro = res + o * so;                                                                   \
-      for (i64 q = 0; q < inner; ++q) STORE(ro + q, gdo[q] - coeff * LOAD(ao + q) * w[q]);    \
-    }                                                                                         \
+#define DEFINE_UNIT(NAME, TYPE, LOAD, STORE)                                                       \
+  static void NAME(const TYPE *a, const TYPE *g, TYPE *res, i64 so, float *buf[BUFFERS], i64 C,    \
+                   i64 len, int last, int before, int after, float alpha, float beta,              \
+                   float k) {                                                                      \
+    float *restrict x = buf[X], *restrict t = buf[T], *restrict gd = buf[GD];                      \
+    float *restrict w = buf[W];                                                                    \
+    const i64 outer = last ? len : C, inner = last ? C : len;                                      \
+    const float coeff = 2.0f * alpha * beta;                                                       \
+    float inverse;                                                                                 \
+    for (i64 o = 0; o < outer; ++o) {                                                              \
+      const TYPE *ao = a + o * so;                                                                 \
+      float *restrict xo = x + o * inner;                                                          \
+      for (i64 q = 0; q < inner; ++q) {                                                            \
+        float v = LOAD(ao + q);                                                                    \
+        xo[q] = v * v;                                                                             \
+      }                                                                                            \
+    }                                                                                              \
+    for (i64 o = 0; o < outer; ++o) {                                                              \
+      window(w, x, C, len, last, o, before, after);                                                \
+      const TYPE *ao = a + o * so;                                                                 \
+      if (g == 0) {                                                                                \
+        TYPE *ro = res + o * so;                                                                   \
+        for (i64 q = 0; q < inner; ++q)                                                            \
+          STORE(ro + q, LOAD(ao + q) * inverse_power(w[q], alpha, beta, k, &inverse));             \
+        continue;                                                                                  \
+      }                                                                                            \
+      const TYPE *go = g + o * so;                                                                 \
+      float *restrict gdo = gd + o * inner, *restrict to = t + o * inner;                          \
+      for (i64 q = 0; q < inner; ++q) {                                                            \
+        gdo[q] = LOAD(go + q) * inverse_power(w[q], alpha, beta, k, &inverse);                     \
+        to[q] = gdo[q] * LOAD(ao + q) * inverse; /* g b / s */                                     \
+      }                                                                                            \
+    }                                                                                              \
+    if (g == 0) return;                                                                            \
+    for (i64 o = 0; o < outer; ++o) {                                                              \
+      window(w, t, C, len, last, o, after, before);                                                \
+      const TYPE *ao = a + o * so;                                                                 \
+      const float *restrict gdo = gd + o * inner;                                                  \
+      TYPE *ro = res + o * so;                                                                     \
+      for (i64 q = 0; q < inner; ++q) STORE(ro + q, gdo[q] - coeff * LOAD(ao + q) * w[q]);         \
+    }                                                                                              \
   }
 
 DEFINE_UNIT(unit_f32, float, f32_load, f32_store)
@@ -160,39 +161,39 @@ DEFINE_UNIT(unit_bf16, uint16_t, bf16_load, bf16_store)
 /* Units [u0, u1); g == NULL is forward (out = b), else backward (out = grad_a). Needs
  * sp == 1 (NCHW) or sc == 1 (channels-last); a, g and out share the strides. Returns 1
  * where memory ran out. */
-#define ENTRY(NAME, T, UNIT)                                                                   \
-  int NAME(const T *a, const T *g, T *out, i64 C, i64 P, i64 sn, i64 sc, i64 sp, int before, \
-           int after, double alpha, double beta, double k, i64 u0, i64 u1) {                  \
-    int last = sc == 1 && sp != 1;                                                            \
-    i64 blocks = (P + BLOCK - 1) / BLOCK;                                                     \
-    float *memory = (float *)malloc(sizeof(float) * BUFFERS * (size_t)(C * BLOCK));           \
-    if (memory == 0) return 1;                                                                \
-    float *buf[BUFFERS];                                                                      \
-    for (int b = 0; b < BUFFERS; ++b) buf[b] = memory + b * C * BLOCK;                        \
-    for (i64 u = u0; u < u1; ++u) {                                                           \
-      i64 n = u / blocks, p0 = (u % blocks) * BLOCK;                                          \
-      i64 len = P - p0 < BLOCK ? P - p0 : BLOCK;                                              \
-      i64 at = n * sn + p0 * sp;                                                              \
-      UNIT(a + at, g ? g + at : 0, out + at, last ? sp : sc, buf, C, len, last, before,      \
-           after, (float)alpha, (float)beta, (float)k);                                       \
-    }                                                                                         \
-    free(memory);                                                                             \
-    return 0;                                                                                 \
-  }                                                                                           \
-  /* All units, on `threads` threads: OpenMP's, which are torch's own where torch's libgomp   \
-   * is loaded (the same soname), so no second pool spins against it. */                     \
-  int NAME##_all(const T *a, const T *g, T *out, i64 C, i64 P, i64 sn, i64 sc, i64 sp,        \
-                 int before, int after, double alpha, double beta, double k, i64 units,       \
-                 int threads) {                                                               \
-    int failed = 0;                                                                           \
-    (void)threads;                                                                            \
-    _Pragma("omp parallel num_threads(threads) reduction(| : failed)") {                      \
-      i64 t = 0, n = 1;                                                                       \
-      OPENMP_THREAD(t, n);                                                                    \
-      failed |= NAME(a, g, out, C, P, sn, sc, sp, before, after, alpha, beta, k,              \
-                     units * t / n, units * (t + 1) / n);                                     \
-    }                                                                                         \
-    return failed;                                                                            \
+#define ENTRY(NAME, TYPE, UNIT)                                                                    \
+  int NAME(const TYPE *a, const TYPE *g, TYPE *out, i64 C, i64 P, i64 sn, i64 sc, i64 sp,          \
+           int before, int after, double alpha, double beta, double k, i64 u0, i64 u1) {           \
+    int last = sc == 1 && sp != 1;                                                                 \
+    i64 blocks = (P + BLOCK - 1) / BLOCK;                                                          \
+    float *memory = (float *)malloc(sizeof(float) * BUFFERS * (size_t)(C * BLOCK));                \
+    if (memory == 0) return 1;                                                                     \
+    float *buf[BUFFERS];                                                                           \
+    for (int b = 0; b < BUFFERS; ++b) buf[b] = memory + b * C * BLOCK;                             \
+    for (i64 u = u0; u < u1; ++u) {                                                                \
+      i64 n = u / blocks, p0 = (u % blocks) * BLOCK;                                               \
+      i64 len = P - p0 < BLOCK ? P - p0 : BLOCK;                                                   \
+      i64 at = n * sn + p0 * sp;                                                                   \
+      UNIT(a + at, g ? g + at : 0, out + at, last ? sp : sc, buf, C, len, last, before,            \
+           after, (float)alpha, (float)beta, (float)k);                                            \
+    }                                                                                              \
+    free(memory);                                                                                  \
+    return 0;                                                                                      \
+  }                                                                                                \
+  /* All units, on `threads` threads: OpenMP's, which are torch's own where torch's libgomp        \
+   * is loaded (the same soname), so no second pool spins against it. */                           \
+  int NAME##_all(const TYPE *a, const TYPE *g, TYPE *out, i64 C, i64 P, i64 sn, i64 sc, i64 sp,    \
+                 int before, int after, double alpha, double beta, double k, i64 units,            \
+                 int threads) {                                                                    \
+    int failed = 0;                                                                                \
+    (void)threads;                                                                                 \
+    _Pragma("omp parallel num_threads(threads) reduction(| : failed)") {                           \
+      i64 t = 0, n = 1;                                                                            \
+      OPENMP_THREAD(t, n);                                                                         \
+      failed |= NAME(a, g, out, C, P, sn, sc, sp, before, after, alpha, beta, k,                   \
+                     units * t / n, units * (t + 1) / n);                                          \
+    }                                                                                              \
+    return failed;                                                                                 \
   }
 
 
