@@ -86,7 +86,6 @@ class LitAlexNet(L.LightningModule):
         self.scheduler_factory = scheduler
         self._rng_states: dict[str, Any] | None = None  # from a checkpoint, set at train start
         self._monitored: float | None = None  # MONITOR when the checkpoint was saved
-        self._resumed = False
         # One metric object per stage and k: torchmetrics accumulates each stage on its own.
         self.errors = nn.ModuleDict(
             {
@@ -113,7 +112,6 @@ class LitAlexNet(L.LightningModule):
         # next dropout mask is the one the uninterrupted run drew.
         self._rng_states = checkpoint.get(RNG_STATES)
         self._monitored = checkpoint.get(MONITORED)
-        self._resumed = True
 
     def configure_model(self) -> None:
         """Compile the net in place where ``compile=True``; once, however many times a trainer
@@ -128,9 +126,7 @@ class LitAlexNet(L.LightningModule):
         if self._rng_states is not None:
             restore_rng_states(self._rng_states)
             self._rng_states = None
-        if self._resumed:
-            self._resumed = False
-            self._take_the_checkpoints_epoch_step()
+        self._take_the_checkpoints_epoch_step()
         # A resumed one cycle comes back from its checkpoint sized to the first run; a resume
         # that trains longer (a raised max_epochs, a run TimeBudget cut short) would step
         # past its end. Lightning restores schedulers after configure_optimizers, so here.
@@ -147,7 +143,8 @@ class LitAlexNet(L.LightningModule):
         resuming, goes straight to the next epoch without the step (for a plateau schedule
         because the metric it needs is not in the checkpoint), so a resumed run kept its lr one
         drop too high. A schedule stepped once per epoch has taken one step per finished
-        epoch; one short is taken here, a plateau one with the metric saved beside it.
+        epoch; one short is taken here, a plateau one with the metric saved beside it. A
+        fresh run (no epoch finished, no step short) is left alone.
         """
         epochs = self.trainer.current_epoch  # finished, the checkpoint's own included
         for config in self.trainer.lr_scheduler_configs:

@@ -97,13 +97,18 @@ def table(jobs: Sequence[Job]) -> str:
     return "\n".join(lines)
 
 
-def chart(jobs: Sequence[Job], path: Path) -> Path:
-    """A bar chart of the jobs' errors."""
+def _labels(jobs: Sequence[Job]) -> list[str]:
+    """Each job as its overrides that vary (``pooling=standard``), or its folder's name."""
     keys = varying_keys(jobs)
-    labels = [
+    return [
         ", ".join(f"{k}={job.overrides.get(k, _NONE)}" for k in keys) or job.path.name
         for job in jobs
     ]
+
+
+def chart(jobs: Sequence[Job], path: Path) -> Path:
+    """A bar chart of the jobs' errors."""
+    labels = _labels(jobs)
     series = {f"val top-{k}": [job.error("val", k) for job in jobs] for k in (1, 5)}
     if any("test" in job.results for job in jobs):
         series |= {f"test top-{k}": [job.error("test", k) for job in jobs] for k in (1, 5)}
@@ -113,10 +118,9 @@ def chart(jobs: Sequence[Job], path: Path) -> Path:
 def curves(jobs: Sequence[Job], path: Path) -> Path | None:
     """The jobs' learning curves in one figure (their ``curves.json``); None where no job
     has any."""
-    keys = varying_keys(jobs)
     runs = {
-        ", ".join(f"{k}={job.overrides.get(k, _NONE)}" for k in keys) or job.path.name: rows
-        for job in jobs
+        label: rows
+        for label, job in zip(_labels(jobs), jobs, strict=True)
         if (rows := read_curves(job.path))
     }
     return learning_curves(runs, path) if runs else None

@@ -15,7 +15,7 @@ a large share of a training step. Here forward and backward are derived by hand,
 implementations of the same formula:
 
 - on a CPU, for float32 and bfloat16 (float16 in float32): a C kernel compiled once per
-  machine (:mod:`lit_alexnet.nn.lrn_cpu`, about 0.4 s the first time, then loaded from
+  machine (:mod:`lit_alexnet.nn.lrn_cpu`, 0.35 s the first time, then loaded from
   torch's extension folder) that reads each tensor once and writes the result once. On 2
   AVX2 EPYC cores, forward plus backward took 2.5-3.0x a ReLU's forward plus backward on the
   same tensor in float32 and 3.9-4.8x in bfloat16 (batch 32 of 48x55x55 and 128x27x27 maps,
@@ -141,7 +141,7 @@ def local_response_norm(
         raise ValueError(f"local_response_norm expects a floating-point input, got {input.dtype}")
     if input.numel() == 0:
         return input.clone()
-    if lrn_cpu.supports(input):  # float32, float64 and bfloat16 on a CPU, one pass each way
+    if lrn_cpu.supports(input):  # float32 and bfloat16 on a CPU, one pass each way
         fast: Tensor = lrn_cpu.lrn_forward(input, size, alpha, beta, k)
         return fast
     x = input.float() if input.dtype in _UPCAST else input

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -116,16 +117,13 @@ def available() -> bool:
 
 
 def _layout(a: Tensor) -> tuple[int, int, int, int, int] | None:
-    """``(N, C, P, sn, sc, sp)`` less N's: the strides of ``a`` seen as (N, C, P), where the
-    kernel can read it (NCHW or channels-last with collapsible positions); else ``None``."""
-    n, c = a.shape[:2]
-    spatial = a.shape[2:]
-    positions = 1
-    for size in spatial:
-        positions *= size
+    """``(C, P, sn, sc, sp)``: ``a``'s channels, positions and strides seen as (N, C, P),
+    where the kernel can read it (NCHW, or channels-last); else ``None``."""
+    n, c, positions = a.shape[0], a.shape[1], math.prod(a.shape[2:])
     try:
-        view = a.view(n, c, positions) if a.is_contiguous() else None
-        if view is None:
+        if a.is_contiguous():
+            view = a.view(n, c, positions)
+        else:  # channels-last: the channels innermost
             view = a.permute(0, *range(2, a.dim()), 1).view(n, positions, c).permute(0, 2, 1)
     except RuntimeError:
         return None
