@@ -11,12 +11,14 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.demos.boring_classes import BoringModel
+from lightning.pytorch.loggers import CSVLogger
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_alexnet import LitAlexNet
 from lit_alexnet import callbacks as callbacks_module
-from lit_alexnet.callbacks import FinalValidation, LastCheckpoint, TimeBudget
+from lit_alexnet.callbacks import EpochBar, FinalValidation, LastCheckpoint, TimeBudget
 
 
 class FakeClock:
@@ -303,3 +305,37 @@ def test_learning_curves_are_drawn_from_the_runs_metrics_and_go_on_after_a_resum
     assert [(r["val/top1_error"], r["lr"]) for r in rows] == first.rows + resumed.rows
     with Image.open(tmp_path / "curves.png") as picture:
         assert picture.format == "PNG" and picture.width > 600
+
+
+class _Logs(BoringModel):
+    """Logs the package's progress-bar metrics under the names LitAlexNet gives them."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        out = super().training_step(batch, batch_idx)
+        opts: dict[str, Any] = dict(on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/loss", out["loss"], **opts)
+        self.log("train/top1_error", 0.5, **opts)
+        return out
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        self.log("val/top1_error", 0.25, prog_bar=True)
+
+
+def test_the_bar_counts_epochs_from_one_and_shows_short_names_only(tmp_path: Path) -> None:
+    bar = EpochBar()
+    trainer = L.Trainer(
+        max_epochs=3,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        callbacks=[bar],
+        logger=CSVLogger(tmp_path),  # a logger puts v_num in the bar
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    model = _Logs()
+    trainer.fit(model)
+    # Lightning's own bar says "Epoch 2/2" for the last of three epochs.
+    assert bar._get_train_description(trainer.current_epoch - 1).strip() == "Epoch 3/3"
+    assert bar._get_train_description(0).strip() == "Epoch 1/3"
+    assert set(bar.get_metrics(trainer, model)) == {"loss", "err", "val err"}
+    assert bar.get_metrics(trainer, model)["val err"] == pytest.approx(0.25)

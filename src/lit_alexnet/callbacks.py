@@ -9,7 +9,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import lightning as L
 import torch
@@ -329,10 +329,37 @@ class ProgressLines(Callback):
         print(" | ".join(figures), flush=True)
 
 
+class EpochBar(RichProgressBar):
+    """Lightning's Rich bar as a person reads it: epochs counted from 1 (``Epoch 1/10``, as
+    :class:`ProgressLines` counts them), the loss and top-1 error under short names that fit
+    beside the bar, and no logger version."""
+
+    SHORT: ClassVar[dict[str, str]] = {
+        "train/loss_step": "loss",
+        "train/top1_error_step": "err",
+        "val/top1_error": "val err",
+    }
+
+    @override
+    def get_metrics(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
+        items = super().get_metrics(trainer, pl_module)
+        return {short: items[key] for key, short in self.SHORT.items() if key in items}
+
+    # Lightning's own description counts epochs from 0 (``Epoch 9/9`` ends ten); only the
+    # numbers change here, its padding against the validation bar's description stays.
+    def _get_train_description(self, current_epoch: int) -> str:
+        epochs = self.trainer.max_epochs
+        text = f"Epoch {current_epoch + 1}" + (f"/{epochs}" if epochs not in (None, -1) else "")
+        return f"{text:{len(self.validation_description)}}"
+
+
 def progress_bar(every_n_steps: int = 500) -> Callback:
-    """A Rich progress bar on a terminal; :class:`ProgressLines` in a log file or job."""
+    """A Rich progress bar on a terminal (:class:`EpochBar`); :class:`ProgressLines` in a log
+    file or job."""
     if sys.stdout.isatty():
-        return RichProgressBar()
+        return EpochBar()
     return ProgressLines(every_n_steps)
 
 
