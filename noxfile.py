@@ -46,6 +46,42 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
 
 
+# Too large to download for a check (several GB with their CUDA libraries): these stay at the
+# interpreter's own versions in `lowest`, which says so.
+_KEEP_INSTALLED = {"torch", "torchvision"}
+
+
+def _lower_bounds() -> list[str]:
+    """pyproject.toml's dependencies pinned to their lower bounds (``x>=1.2,<2`` -> ``x==1.2``),
+    those in ``_KEEP_INSTALLED`` left out."""
+    import re
+
+    import tomllib
+
+    with open("pyproject.toml", "rb") as f:
+        requirements = tomllib.load(f)["project"]["dependencies"]
+    pins = []
+    for requirement in requirements:
+        match = re.match(r"^([A-Za-z0-9_.\-]+)\s*>=\s*([^,;\s]+)", requirement)
+        if match is None:
+            raise ValueError(f"pyproject.toml: {requirement!r} has no lower bound to test")
+        if match[1] not in _KEEP_INSTALLED:
+            pins.append(f"{match[1]}=={match[2]}")
+    return pins
+
+
+@nox.session(**VENV)
+def lowest(session: nox.Session) -> None:
+    """The tests on the lowest versions pyproject.toml admits (torch and torchvision excepted:
+    the interpreter's own): a bound set below what the code uses fails here. Pass tests to run
+    as arguments (default: the fast suite)."""
+    pins = _lower_bounds()
+    # One resolution, so that what the pins' dependents need is chosen to fit them.
+    session.install("-e", ".[test]", *pins)
+    session.log("pinned: " + " ".join(pins))
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
 @nox.session(python=["3.10", "3.12"])
 def syntax(session: nox.Session) -> None:
     """The sources compile on the other Pythons that requires-python admits (the tests run on

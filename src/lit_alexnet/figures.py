@@ -6,10 +6,11 @@
 Writes into ``RUN/figures/``:
 
 - ``conv1_kernels.png`` (Figure 3): the first layer's kernels, each tower's on its own block
-  of rows, each kernel contrast-stretched on its own. The command also prints each tower's
-  colour selectivity (:func:`lit_alexnet.plots.colour_selectivity`), the number behind the
-  paper's observation that one tower learns colour-agnostic kernels and the other colour
-  ones (section 6.1).
+  of rows, labelled, each kernel contrast-stretched on its own; ``conv1_kernels_pixels.png``
+  holds the same picture pixel for pixel, untitled (each kernel 4x enlarged). The command
+  also prints each tower's colour selectivity (:func:`lit_alexnet.plots.colour_selectivity`),
+  the number behind the paper's observation that one tower learns colour-agnostic kernels
+  and the other colour ones (section 6.1).
 - ``neighbours.png`` (Figure 4): validation images, each followed by the training images
   whose fc7 vectors (:meth:`lit_alexnet.AlexNet.features`) are nearest in Euclidean distance;
   ``--train-images`` caps how many training images are embedded (evenly spread).
@@ -35,8 +36,14 @@ from lit_alexnet.data.transforms import CenterCropTransform, mean_tensor
 from lit_alexnet.job import run_config
 from lit_alexnet.module import LitAlexNet
 from lit_alexnet.nn import AlexNet
-from lit_alexnet.plots import colour_selectivity, kernel_grid, neighbours_figure, save_png
-from lit_alexnet.runs import RunError, best_checkpoint, run_dir_of
+from lit_alexnet.plots import (
+    colour_selectivity,
+    kernel_figure,
+    kernel_grid,
+    neighbours_figure,
+    save_png,
+)
+from lit_alexnet.runs import RunError, best_checkpoint, read_results, run_dir_of
 
 
 @dataclass
@@ -44,6 +51,7 @@ class Figures:
     """What :func:`make_figures` wrote and measured."""
 
     conv1_kernels: Path
+    conv1_kernels_pixels: Path
     neighbours: Path
     selectivity: list[float]  # per tower, colour_selectivity of its conv1 kernels
     train_images: int  # embedded for Figure 4
@@ -101,7 +109,13 @@ def make_figures(
     net = model.net.eval()
     towers = len(net.towers)
     weights = [w.cpu() for w in net.conv1_weights()]
-    kernels = save_png(kernel_grid(torch.cat(weights), towers), folder / "conv1_kernels.png")
+    kernels = torch.cat(weights)
+    pixels = save_png(kernel_grid(kernels, towers), folder / "conv1_kernels_pixels.png")
+    n, _, h, w = kernels.shape
+    epochs = read_results(run_dir_of(run)).get("epochs")
+    trained = f" after {epochs} epochs" if epochs is not None else ""
+    title = f"conv1's {n} kernels ({h}x{w}x3){trained} (Figure 3)"
+    kernel_picture = kernel_figure(kernels, towers, folder / "conv1_kernels.png", title)
 
     datamodule = instantiate(run_config(run, overrides).data)
     datamodule.prepare_data()
@@ -122,7 +136,8 @@ def make_figures(
         dist.tolist(),
         folder / "neighbours.png",
     )
-    return Figures(kernels, picture, [colour_selectivity(w) for w in weights], len(pool))
+    selectivity = [colour_selectivity(w) for w in weights]
+    return Figures(kernel_picture, pixels, picture, selectivity, len(pool))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """The paper's pictures and the report's chart, as arrays and PNG files.
 
 :func:`kernel_grid` draws Figure 3 (the conv1 kernels, one row block per tower) pixel for
-pixel, so the PNG holds exactly the stretched weights; :func:`neighbours_figure` (Figure 4)
-and :func:`error_chart` (the ablation report) are matplotlib figures.
+pixel, so the PNG holds exactly the stretched weights; :func:`kernel_figure` (the same,
+titled and labelled), :func:`neighbours_figure` (Figure 4) and :func:`error_chart` (the
+ablation report) are matplotlib figures.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+from torchvision.utils import make_grid
 
 KERNELS_PER_ROW = 16
 _GAP = 1  # pixels between kernels
@@ -33,31 +35,44 @@ def stretch(kernel: Tensor) -> np.ndarray:
 
 def kernel_grid(weight: Tensor, towers: int, scale: int = 4) -> np.ndarray:
     """Figure 3: ``weight`` ``(n, 3, h, w)`` (conv1's, towers concatenated) as a uint8 RGB
-    picture; each tower's ``n / towers`` kernels fill a block of rows, ``KERNELS_PER_ROW`` to a
-    row, each kernel enlarged ``scale`` times (nearest neighbour) and stretched on its own."""
-    n, _, h, w = weight.shape
-    per_tower = n // towers
-    rows = -(-per_tower // KERNELS_PER_ROW)
-    cell_h, cell_w = h * scale + _GAP, w * scale + _GAP
-    block_h = rows * cell_h
-    height = towers * block_h + (towers - 1) * _TOWER_GAP + _GAP
-    width = KERNELS_PER_ROW * cell_w + _GAP
-    grid = np.full((height, width, 3), _BACKGROUND, dtype=np.uint8)
-    for index in range(n):
-        y, x = kernel_origin(index, per_tower, (h, w), scale)
-        big = stretch(weight[index]).repeat(scale, 0).repeat(scale, 1)
-        grid[y : y + h * scale, x : x + w * scale] = big
-    return grid
+    picture, pixel for pixel; each tower's ``n / towers`` kernels fill a block of rows,
+    ``KERNELS_PER_ROW`` to a row (torchvision's ``make_grid``, each kernel stretched on its own),
+    each kernel enlarged ``scale`` times (nearest neighbour)."""
+    big = weight.detach().double().cpu().repeat_interleave(scale, 2).repeat_interleave(scale, 3)
+    blocks = []
+    for tower in big.chunk(towers):
+        grid = make_grid(
+            tower, KERNELS_PER_ROW, _GAP, normalize=True, scale_each=True, pad_value=1.0
+        )
+        blocks.append((grid * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
+    # make_grid pads every kernel on all sides, so the towers' blocks touch at one gap; the
+    # rest of the space between them, and a full row of columns where a tower is short, is
+    # background.
+    width = max(b.shape[1] for b in blocks)
+    space = np.full((_TOWER_GAP - _GAP, width, 3), _BACKGROUND, dtype=np.uint8)
+    rows = [
+        np.pad(b, ((0, 0), (0, width - b.shape[1]), (0, 0)), constant_values=_BACKGROUND)
+        for b in blocks
+    ]
+    return np.concatenate([part for r in rows for part in (r, space)][:-1])
 
 
-def kernel_origin(index: int, per_tower: int, size: tuple[int, int], scale: int) -> tuple[int, int]:
-    """The top-left pixel of kernel ``index`` in :func:`kernel_grid`'s picture."""
-    h, w = size
-    tower, within = divmod(index, per_tower)
-    rows = -(-per_tower // KERNELS_PER_ROW)
-    row, col = divmod(within, KERNELS_PER_ROW)
-    block_y = tower * (rows * (h * scale + _GAP) + _TOWER_GAP)
-    return _GAP + block_y + row * (h * scale + _GAP), _GAP + col * (w * scale + _GAP)
+def kernel_figure(weight: Tensor, towers: int, path: str | Path, title: str) -> Path:
+    """Figure 3 as a person reads it: :func:`kernel_grid` with ``title`` above and each
+    tower's block labelled as the paper's two GPUs, at a size where an 11x11 kernel shows."""
+    picture = kernel_grid(weight, towers)
+    plt = _pyplot()
+    height, width = picture.shape[:2]
+    fig, ax = plt.subplots(figsize=(width / 90 + 1.2, height / 90 + 0.6))
+    ax.imshow(picture, interpolation="nearest")
+    block = height / towers
+    for tower in range(towers):
+        name = f"tower {tower + 1}" + (f" (GPU {tower + 1})" if towers > 1 else "")
+        ax.text(-8, (tower + 0.5) * block, name, rotation=90, ha="right", va="center", fontsize=9)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def colour_selectivity(weight: Tensor) -> float:
@@ -114,20 +129,62 @@ def neighbours_figure(
 
 
 def error_chart(
-    labels: Sequence[str], errors: Mapping[str, Sequence[float]], path: str | Path
+    labels: Sequence[str],
+    errors: Mapping[str, Sequence[Sequence[float]]],
+    path: str | Path,
+    failed: Sequence[int] = (),
+    chance: float | None = None,
 ) -> Path:
-    """A grouped bar chart: one group per job (``labels``), one bar per series of
-    ``errors`` (``{"val top-1": [...], ...}``, NaN where a job has none)."""
+    """Grouped bars: one group per arm (``labels``), one bar per series of ``errors``
+    (``{"val top-1": [[each seed's error in arm 0], ...], ...}``) at the mean of the arm's
+    values, its sample standard deviation as an error bar and each value as a dot; under each
+    arm its number of values and of ``failed`` jobs. An arm with no value is a hatched empty
+    slot labelled "failed"; ``chance``, where given, is a dashed line."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 3.5))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 2), 4.0))
     width = 0.8 / max(1, len(errors))
     x = np.arange(len(labels))
-    for i, (name, values) in enumerate(errors.items()):
-        ax.bar(x + (i - (len(errors) - 1) / 2) * width, values, width, label=name)
-    ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("error")
+    for i, (name, arms) in enumerate(errors.items()):
+        at = x + (i - (len(errors) - 1) / 2) * width
+        means = [float(np.mean(v)) if len(v) else 0.0 for v in arms]
+        ax.bar(at, means, width, color=f"C{i}", alpha=0.7, label=name)
+        spread = [a for a, v in enumerate(arms) if len(v) > 1]  # a spread needs two values
+        ax.errorbar(
+            at[spread],
+            [means[a] for a in spread],
+            yerr=[float(np.std(arms[a], ddof=1)) for a in spread],
+            fmt="none",
+            ecolor="0.3",
+            capsize=4,
+            linewidth=1,
+        )
+        for position, values in zip(at, arms, strict=True):
+            ax.plot(
+                [position] * len(values),
+                values,
+                "o",
+                color="black",
+                markeredgecolor="white",
+                markersize=4,
+                zorder=3,
+            )
+    counts = [max((len(arms[a]) for arms in errors.values()), default=0) for a in range(len(x))]
+    lost = list(failed) or [0] * len(x)
+    for position, seeds in zip(x, counts, strict=True):
+        if not seeds:
+            ax.bar(position, 1.0, 0.8, fill=False, hatch="//", edgecolor="0.7", linewidth=0)
+            ax.text(position, 0.5, "failed", ha="center", va="center", fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, linestyle="--", color="0.4", linewidth=1, label=f"chance ({chance:.2f})")
+    ticks = [
+        f"{label}\nn={n}" + (f", {f} failed" if f else "")
+        for label, n, f in zip(labels, counts, lost, strict=True)
+    ]
+    ax.set_xticks(x, ticks, rotation=20, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_ylabel("validation error")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, frameon=False)
+    ax.set_title("mean ± sd over seeds, each seed a dot", fontsize=8, loc="right")
     fig.tight_layout()
     return _save(fig, path)
 
