@@ -27,6 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "evaluate",
         "predict",
         "figures",
+        "figure1",
         "report",
         "stats",
         "data.prepare",
@@ -35,7 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "job": ("job",),
     "library": ("module", "callbacks", "config", "runs", "strategies.*", "data.*"),
-    "plain torch": ("nn.*", "optim", "checks", "console", "precision", "rng", "plots"),
+    "plain torch": ("nn.*", "optim", "checks", "console", "precision", "rng", "plots", "intervals"),
 }
 MAX_FLOORS = 6
 

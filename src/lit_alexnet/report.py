@@ -1,34 +1,68 @@
-"""``python -m lit_alexnet.report SWEEP``: one table of a sweep's jobs, as markdown and a chart.
+"""``python -m lit_alexnet.report SWEEP``: a sweep's jobs and arms, as markdown and a chart.
 
-    python -m lit_alexnet.train -m pooling=overlap,standard norm=lrn,none
+    python -m lit_alexnet.train -m +experiment=ablations      # each ablation, seeds 0, 1, 2
     python -m lit_alexnet.report multirun/2026-12-02/10-00-00
+    python -m lit_alexnet.report multirun/2026-12-02/10-00-00 --baseline no_lrn
     python -m lit_alexnet.report outputs/2026-12-02/10-00-00 outputs/2026-12-02/11-30-00
 
-Each job is a row: a column for every override that differs between the jobs, its status
-(``done``; ``running``; ``failed``, ``interrupted`` or ``killed`` where it did not finish;
-``no results`` for a folder written before lit_alexnet 0.2), validation and, where tested,
-test top-1 and top-5 errors, epochs and wall time, all read from the jobs' ``results.json``.
-The table is printed and written as ``report.md`` with a bar chart ``report.png`` and the
-jobs' learning curves ``report_curves.png`` (into the sweep folder, or ``--out``).
+The first table has a row per job: a column for every override that differs between the
+jobs, its status (``done``; ``running``; ``failed``, ``interrupted`` or ``killed`` where it did
+not finish; ``no results`` for a folder written before lit_alexnet 0.2), validation and, where
+tested, test top-1 and top-5 errors, epochs and wall time, all read from the jobs'
+``results.json``.
+
+The second table has a row per arm: the jobs whose differing overrides are the same but for
+``seed``, labelled by them (``no_lrn`` for ``+ablation=no_lrn``, ``key=value`` for other keys).
+It gives the arm's seeds (a job that did not end ``done`` counts as failed and is left out of
+the figures), the mean and sample standard deviation of their val top-1 error, the difference
+of the mean from the baseline arm's with a 95% Welch's t interval (which needs two seeds in
+each arm), and the paper's ImageNet figure for that difference where section 3 gives one
+(:data:`PAPER_DELTAS`, shown against the ``baseline`` arm only). The baseline is the arm
+labelled ``baseline``, else the first; ``--baseline LABEL`` picks another. A line per arm then
+says whether its difference is distinguishable from zero, that is whether the
+interval leaves zero out. Each interval is at 95% on its own: among many arms, about one in
+twenty that do not differ will look as if they do.
+
+Both tables and the lines are printed and written as ``report.md``, with a chart of the arms
+``report.png`` (each arm's mean, its standard deviation and its seeds, failed arms as hatched
+slots, chance as a dashed line, top-5 left out where every job's is below 5%) and the jobs'
+learning curves ``report_curves.png`` (into the sweep folder, or ``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from lit_alexnet.callbacks import read_curves
-from lit_alexnet.checks import Missing
+from lit_alexnet.checks import Invalid, Missing, Refused
 from lit_alexnet.console import prog
+from lit_alexnet.intervals import CONFIDENCE, Interval, welch_interval
 from lit_alexnet.plots import error_chart, learning_curves
 from lit_alexnet.runs import RESULTS, read_results, run_overrides
 
 _NONE = "—"
+_MINUS = "\u2212"  # the minus sign, as printed before a negative difference
+
+# The paper's differences in top-1 error on ILSVRC-2012, arm minus the full net, in percentage
+# points, by ablation (conf/ablation/) with the section that states each.
+PAPER_DELTAS: dict[str, tuple[float, str]] = {
+    "no_lrn": (1.4, "3.3"),
+    "standard_pooling": (0.4, "3.4"),
+    "one_gpu": (1.7, "3.2"),
+}
+BASELINE = "baseline"  # the arm the others are compared with unless --baseline says
+SEED = "seed"  # the override that varies within an arm
+ABLATION = "ablation"  # the override whose values label arms on their own
+TRIVIAL_TOP5 = 0.05  # val top-5 errors all below this (10 classes) say nothing: not drawn
 
 
 @dataclass
@@ -106,13 +140,218 @@ def _labels(jobs: Sequence[Job]) -> list[str]:
     ]
 
 
-def chart(jobs: Sequence[Job], path: Path) -> Path:
-    """A bar chart of the jobs' errors."""
-    labels = _labels(jobs)
-    series = {f"val top-{k}": [job.error("val", k) for job in jobs] for k in (1, 5)}
-    if any("test" in job.results for job in jobs):
-        series |= {f"test top-{k}": [job.error("test", k) for job in jobs] for k in (1, 5)}
-    return error_chart(labels, series, path)
+@dataclass
+class Arm:
+    """Jobs that differ in their seed only: the arm's label and its jobs."""
+
+    label: str
+    jobs: list[Job]
+
+    @property
+    def done(self) -> list[Job]:
+        """The jobs that ended ``done`` with a val top-1 error: the arm's seeds."""
+        return [
+            job
+            for job in self.jobs
+            if job.results.get("status") == "done" and not math.isnan(job.error("val", 1))
+        ]
+
+    @property
+    def failed(self) -> int:
+        """How many of the arm's jobs did not end ``done`` (failed, killed, still running)."""
+        return len(self.jobs) - len(self.done)
+
+    def errors(self, k: int = 1) -> list[float]:
+        """The val top-``k`` errors of the arm's seeds (those it has)."""
+        return [e for job in self.done if not math.isnan(e := job.error("val", k))]
+
+
+def arm_label(overrides: Mapping[str, str], keys: Sequence[str]) -> str:
+    """An arm's name: its values of ``keys``, an ablation's by its name alone (``no_lrn``),
+    any other as ``key=value``."""
+    values = [(k, overrides.get(k, _NONE)) for k in keys]
+    return ", ".join(v if k == ABLATION else f"{k}={v}" for k, v in values)
+
+
+def group_arms(jobs: Sequence[Job]) -> list[Arm]:
+    """The jobs grouped by their varying overrides other than ``seed``, in first-seen order;
+    one arm ``all`` where only the seed varies."""
+    keys = [k for k in varying_keys(jobs) if k != SEED]
+    arms: dict[str, Arm] = {}
+    for job in jobs:
+        label = arm_label(job.overrides, keys) or "all"
+        arms.setdefault(label, Arm(label, [])).jobs.append(job)
+    return list(arms.values())
+
+
+def choose_baseline(arms: Sequence[Arm], label: str | None = None) -> Arm:
+    """The arm labelled ``label``; without one, the arm labelled ``baseline``, else the first."""
+    by_label = {arm.label: arm for arm in arms}
+    if label is None:
+        return by_label.get(BASELINE, arms[0])
+    if label not in by_label:
+        raise Invalid(f"--baseline {label}: no such arm; choose one of {list(by_label)}")
+    return by_label[label]
+
+
+def compare(arm: Arm, baseline: Arm) -> tuple[float, Interval | None]:
+    """The difference of ``arm``'s mean val top-1 error from ``baseline``'s (NaN where either
+    has no seed) and its interval (None with fewer than two seeds in either)."""
+    a, b = arm.errors(1), baseline.errors(1)
+    difference = statistics.fmean(a) - statistics.fmean(b) if a and b else math.nan
+    return difference, welch_interval(a, b)
+
+
+def _points(fraction: float) -> str:
+    """An error difference in signed percentage points: ``+4.2``, ``\u22123.1``."""
+    return f"{100 * fraction:+.1f}".replace("-", _MINUS)
+
+
+def _bounds(interval: Interval) -> str:
+    return f"[{_points(interval.low)}, {_points(interval.high)}]"
+
+
+def _seeds(arm: Arm) -> str:
+    n = len(arm.done)
+    return f"{n} ({arm.failed} failed)" if arm.failed else str(n)
+
+
+def _spread(arm: Arm) -> str:
+    errors = [100 * e for e in arm.errors(1)]
+    if not errors:
+        return _NONE
+    mean = f"{statistics.fmean(errors):.1f}"
+    return f"{mean} ± {statistics.stdev(errors):.1f}" if len(errors) > 1 else mean
+
+
+def paper_delta(arm: Arm, baseline: Arm) -> tuple[float, str] | None:
+    """The paper's difference for ``arm`` (points, section) where it states one: for an
+    ablation's arm compared with the ``baseline`` arm, the quickstart as it is."""
+    return PAPER_DELTAS.get(arm.label) if baseline.label == BASELINE else None
+
+
+def arms_table(arms: Sequence[Arm], baseline: Arm) -> str:
+    """The markdown table of the arms: seeds, mean ± sd of val top-1 error in percent, the
+    difference from ``baseline`` with its 95% interval and the paper's difference."""
+    head = [
+        "arm",
+        "seeds",
+        "val top-1 % (mean ± sd)",
+        f"vs {baseline.label}, points [95% interval]",
+        "paper, points",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm in arms:
+        difference, interval = compare(arm, baseline)
+        if arm is baseline:
+            versus = "baseline"
+        elif math.isnan(difference):
+            versus = _NONE
+        else:
+            versus = f"{_points(difference)} {_bounds(interval) if interval else '[—]'}"
+        paper = paper_delta(arm, baseline)
+        stated = f"{paper[0]:+.1f} (section {paper[1]})" if paper else _NONE
+        cells = [arm.label, _seeds(arm), _spread(arm), versus, stated]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdicts(arms: Sequence[Arm], baseline: Arm) -> list[str]:
+    """A line per arm other than ``baseline`` saying whether its difference is
+    distinguishable from zero at 95%, and a closing line where none is."""
+    others = [arm for arm in arms if arm is not baseline]
+    if not others:
+        return [f"One arm only ({baseline.label}): nothing to compare."]
+    if not baseline.done:
+        return [f"{baseline.label} has no finished seed: nothing to compare with."]
+    lines: list[str] = []
+    judged = distinct = 0
+    for arm in others:
+        difference, interval = compare(arm, baseline)
+        n, m = len(arm.done), len(baseline.done)
+        if not n:
+            lost = f"all {arm.failed} of its jobs" if arm.failed > 1 else "its job"
+            lines.append(f"{arm.label}: no result, {lost} failed")
+        elif interval is None:
+            lines.append(
+                f"{arm.label}: {_points(difference)} points, no interval: that needs at least "
+                f"2 seeds in each arm ({arm.label} has {n}, {baseline.label} {m})"
+            )
+        else:
+            judged += 1
+            distinct += interval.excludes_zero
+            verdict = "distinguishable" if interval.excludes_zero else "not distinguishable"
+            over = f"{n} seeds" if n == m else f"{n} seeds ({baseline.label}: {m})"
+            lines.append(
+                f"{arm.label}: {_points(difference)} points {_bounds(interval)}, "
+                f"{verdict} from zero over {over}"
+            )
+    if not judged:
+        lines.append(
+            "No difference can be judged: with fewer than 2 seeds in an arm its "
+            "seed-to-seed spread is unknown (sweep seed=0,1,2)."
+        )
+    elif not distinct:
+        lines.append(f"No arm's difference from {baseline.label} is distinguishable from zero.")
+    if judged:
+        lines.append(
+            f"(Welch's t intervals at {CONFIDENCE:.0%}, each on its own: were no arm to differ, "
+            f"about {judged * (1 - CONFIDENCE):.1f} of these {judged} would leave zero out "
+            "by chance.)"
+        )
+    return lines
+
+
+def report_text(jobs: Sequence[Job], arms: Sequence[Arm], baseline: Arm) -> str:
+    """What the report prints and writes: the jobs' table, the arms' table and the lines."""
+    lines = "\n".join(f"- {line}" for line in verdicts(arms, baseline))
+    return f"{table(jobs)}\n\n{arms_table(arms, baseline)}\n\n{lines}"
+
+
+def num_classes(job: Job) -> int | None:
+    """How many classes ``job`` was trained on: ``results.json``'s ``num_classes`` where it
+    says, else ``data.num_classes`` of its ``.hydra/config.yaml`` (the built-in data's), else
+    None (a folder dataset's classes are its folders, not in the config)."""
+    recorded = job.results.get("num_classes")
+    if isinstance(recorded, int):
+        return recorded
+    config = job.path / ".hydra" / "config.yaml"
+    if not config.is_file():
+        return None
+    value = OmegaConf.select(
+        OmegaConf.load(config), "data.num_classes", default=None, throw_on_resolution_failure=False
+    )
+    return value if isinstance(value, int) else None
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What the report's chart draws: per arm (``labels``), each series' seed values
+    (``{"val top-1": [[...], ...]}``) and how many jobs failed; the chance error, if known."""
+
+    labels: list[str]
+    series: dict[str, list[list[float]]]
+    failed: list[int]
+    chance: float | None
+
+
+def chart_data(arms: Sequence[Arm]) -> ChartData:
+    """The arms' val top-1 errors, and top-5 unless every one is below ``TRIVIAL_TOP5`` (with
+    10 classes top-5 is near zero and says nothing); chance is 1 - 1/classes where every job
+    that says agrees on the number of classes."""
+    series = {"val top-1": [arm.errors(1) for arm in arms]}
+    top5 = [arm.errors(5) for arm in arms]
+    if any(e >= TRIVIAL_TOP5 for errors in top5 for e in errors):
+        series["val top-5"] = top5
+    classes = {c for arm in arms for job in arm.jobs if (c := num_classes(job)) is not None}
+    chance = 1.0 - 1.0 / classes.pop() if len(classes) == 1 else None
+    return ChartData([arm.label for arm in arms], series, [arm.failed for arm in arms], chance)
+
+
+def chart(arms: Sequence[Arm], path: Path) -> Path:
+    """The arms' chart (:func:`chart_data` drawn by :func:`lit_alexnet.plots.error_chart`)."""
+    data = chart_data(arms)
+    return error_chart(data.labels, data.series, path, failed=data.failed, chance=data.chance)
 
 
 def curves(jobs: Sequence[Job], path: Path) -> Path | None:
@@ -144,17 +383,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("paths", type=Path, nargs="+", help="a sweep folder, or run folders")
     parser.add_argument("--out", type=Path, help="where report.md and report.png go")
+    parser.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help=f"the arm the others are compared with (default: {BASELINE}, else the first)",
+    )
     args = parser.parse_args(argv)
     try:
         jobs = find_jobs(args.paths)
-    except FileNotFoundError as e:
+        arms = group_arms(jobs)
+        baseline = choose_baseline(arms, args.baseline)
+    except (Refused, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = args.out or (args.paths[0] if len(args.paths) == 1 else Path.cwd())
-    text = table(jobs)
+    text = report_text(jobs, arms, baseline)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(text + "\n")
-    pictures = [chart(jobs, out / "report.png"), curves(jobs, out / "report_curves.png")]
+    pictures = [chart(arms, out / "report.png"), curves(jobs, out / "report_curves.png")]
     print(text)
     print(f"wrote {out / 'report.md'}, " + " and ".join(str(p) for p in pictures if p))
     return 0
