@@ -330,7 +330,10 @@ def test_hydra_full_error_shows_a_refusals_traceback(tmp_path: Path, cache_dir: 
         text=True,
         timeout=180,
     )
-    assert full.returncode != 0 and "Traceback" in full.stderr, full.stderr[-3000:]
+    # The frames down to the check; how they are laid out differs between Hydra versions
+    # (1.3.8: Python's "Traceback ..."; 1.3.5: one "file line function" row each).
+    assert full.returncode != 0 and "validate" in full.stderr, full.stderr[-3000:]
+    assert "job.py" in full.stderr and "config.py" in full.stderr, full.stderr[-3000:]
     assert "data.batch_size=0 must be" in full.stderr
 
 
