@@ -17,6 +17,7 @@ COMMANDS = {
     "predict": "predict",
     "figures": "figures",
     "report": "report",
+    "figure1": "figure1",
     "stats": "stats",
     "prepare": "data.prepare",
     "verify": "data.verify",

@@ -78,7 +78,7 @@ def test_installed_wheel_runs_the_smoke_experiment_from_anywhere(
     assert "val top-1 error" in out
     assert list((elsewhere / "outputs").glob("*/*/checkpoints/last.ckpt"))
     scripts = {p.name for p in (venv / "bin").glob("lit-alexnet-*")}
-    commands = "train evaluate predict figures report stats prepare verify bench"
+    commands = "train evaluate predict figures report figure1 stats prepare verify bench"
     assert scripts == {f"lit-alexnet-{command}" for command in commands.split()}
     assert "usage: lit-alexnet-evaluate" in run(
         venv / "bin" / "lit-alexnet-evaluate", "--help", cwd=elsewhere, env=env
