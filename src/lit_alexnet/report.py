@@ -50,6 +50,7 @@ from lit_alexnet.plots import error_chart, learning_curves
 from lit_alexnet.runs import RESULTS, read_results, run_overrides
 
 _NONE = "—"
+_DEFAULT = "default"  # an arm's value of a key its jobs did not override
 _MINUS = "\u2212"  # the minus sign, as printed before a negative difference
 
 # The paper's differences in top-1 error on ILSVRC-2012, arm minus the full net, in percentage
@@ -168,8 +169,8 @@ class Arm:
 
 def arm_label(overrides: Mapping[str, str], keys: Sequence[str]) -> str:
     """An arm's name: its values of ``keys``, an ablation's by its name alone (``no_lrn``),
-    any other as ``key=value``."""
-    values = [(k, overrides.get(k, _NONE)) for k in keys]
+    any other as ``key=value`` (``key=default`` where the arm's jobs leave it as configured)."""
+    values = [(k, overrides.get(k, _DEFAULT)) for k in keys]
     return ", ".join(v if k == ABLATION else f"{k}={v}" for k, v in values)
 
 
