@@ -4,6 +4,8 @@ FinalValidation, the validation of the fit's last epoch."""
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -339,3 +341,17 @@ def test_the_bar_counts_epochs_from_one_and_shows_short_names_only(tmp_path: Pat
     assert bar._get_train_description(0).strip() == "Epoch 1/3"
     assert set(bar.get_metrics(trainer, model)) == {"loss", "err", "val err"}
     assert bar.get_metrics(trainer, model)["val err"] == pytest.approx(0.25)
+
+
+def test_learning_curves_load_matplotlib_before_the_first_epoch() -> None:
+    # A Ctrl-C inside a C extension's first import is an ImportError, not KeyboardInterrupt:
+    # the first epoch's end, where users press it, must not be where matplotlib loads.
+    code = (
+        "import sys, types\n"
+        "from lit_alexnet.callbacks import LearningCurves\n"
+        "assert 'matplotlib.backends.backend_agg' not in sys.modules\n"
+        "LearningCurves().setup(types.SimpleNamespace(is_global_zero=True), None, 'fit')\n"
+        "print('matplotlib.backends.backend_agg' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True", out.stderr

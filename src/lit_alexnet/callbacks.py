@@ -20,7 +20,7 @@ from typing_extensions import override
 
 from lit_alexnet.nn import AlexNet
 from lit_alexnet.optim import MONITOR
-from lit_alexnet.plots import kernel_grid, learning_curves
+from lit_alexnet.plots import kernel_grid, learning_curves, load_plotting
 
 _process_clock_taken = False
 
@@ -421,6 +421,15 @@ class LearningCurves(Callback):
         self.rows: list[dict[str, float]] = []
         self._losses: list[float] = []
         self._validated: dict[str, float] = {}
+
+    @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # matplotlib's compiled backend is loaded here rather than at the first epoch's end:
+        # a Ctrl-C landing inside a C extension's import surfaces as "ImportError:
+        # initialization failed", not KeyboardInterrupt, and crashed the run instead of
+        # saving last.ckpt.
+        if stage == "fit" and trainer.is_global_zero:
+            load_plotting()
 
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

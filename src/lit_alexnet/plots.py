@@ -93,6 +93,11 @@ def save_png(picture: np.ndarray, path: str | Path) -> Path:
     return path
 
 
+def load_plotting() -> None:
+    """Import matplotlib and its file-only backend now, so that a later figure does not."""
+    _pyplot()
+
+
 def _pyplot() -> Any:
     import matplotlib
 
