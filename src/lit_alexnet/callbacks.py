@@ -20,7 +20,7 @@ from typing_extensions import override
 
 from lit_alexnet.nn import AlexNet
 from lit_alexnet.optim import MONITOR
-from lit_alexnet.plots import kernel_grid, learning_curves, load_plotting
+from lit_alexnet.plots import kernel_grid, learning_curves, pyplot
 
 _process_clock_taken = False
 
@@ -429,7 +429,7 @@ class LearningCurves(Callback):
         # initialization failed", not KeyboardInterrupt, and crashed the run instead of
         # saving last.ckpt.
         if stage == "fit" and trainer.is_global_zero:
-            load_plotting()
+            pyplot()
 
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

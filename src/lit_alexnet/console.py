@@ -29,6 +29,12 @@ class _DropTips(logging.Filter):
         return not str(record.msg).startswith("💡 Tip")
 
 
+def duration(seconds: float) -> str:
+    """A wall time as a person reads it: ``4 min 07 s``, ``42 s``."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
 def quiet_console(wandb_offline: bool) -> None:
     """Filter third-party deprecation warnings and Lightning's tips; silence W&B when it runs
     offline (the run then says itself where the W&B files are)."""

@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,17 +42,18 @@ from PIL import Image
 from torch import Tensor
 
 from lit_alexnet.checks import Refused, check
-from lit_alexnet.console import prog
+from lit_alexnet.console import duration, prog
 from lit_alexnet.data.builtin import BuiltinSpec, ensure_builtin_dataset
 from lit_alexnet.data.cache import default_cache_dir
-from lit_alexnet.intervals import mean_interval
+from lit_alexnet.intervals import CONFIDENCE, mean_interval
 from lit_alexnet.nn.small_cnn import ACTIVATIONS, INPUT_SIZE, SmallCNN
+from lit_alexnet.plots import pyplot, save_figure
+from lit_alexnet.precision import cpu_name
 
 PAPER_RATIO = 6.0  # section 3.1: ReLU reaches 25% training error six times faster than tanh
 THRESHOLD = 0.25
 MOMENTUM = 0.9
 LEARNING_RATES = (0.01, 0.02, 0.04)
-CONFIDENCE = 0.95  # the ratio's interval: Student's t over the seeds' log ratios
 # The built-in generator's smallest image side; its square images are reduced to 32x32.
 _SOURCE_SIDE = 64
 
@@ -355,26 +355,13 @@ def ratio_line(summary: Summary) -> str:
 
 def machine() -> dict[str, Any]:
     """The CPU model, the logical CPUs and the threads torch uses: what the timing ran on."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    return {"cpu": cpu_name(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
 def plot(summary: Summary, path: Path, threshold: float = THRESHOLD) -> Path:
     """Figure 1: training error against epoch, one line per activation and seed (ReLU solid,
     tanh dashed), the threshold as a dotted line."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed, none assumed
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.4))
     styles = {"relu": ("-", "tab:blue", "ReLU"), "tanh": ("--", "tab:red", "tanh")}
     for act, runs in (("relu", summary.relu), ("tanh", summary.tanh)):
         style, colour, name = styles[act]
@@ -389,20 +376,12 @@ def plot(summary: Summary, path: Path, threshold: float = THRESHOLD) -> Path:
     ax.set_title(f"Figure 1: steps to {threshold:.0%} training error, built-in data at 32x32")
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _finite(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with NaN as None, which JSON can hold."""
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -498,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "figure1.json").write_text(json.dumps(record, indent=2) + "\n")
     picture = plot(summary, args.out / "figure1.png")
     print(text)
-    print(f"wall time {_duration(wall)} on {host['cpu']} ({host['torch_threads']} torch threads)")
+    print(f"wall time {duration(wall)} on {host['cpu']} ({host['torch_threads']} torch threads)")
     print(f"wrote {args.out / 'figure1.json'} and {picture}")
     return 0
 

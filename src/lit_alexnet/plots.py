@@ -24,15 +24,6 @@ _TOWER_GAP = 4  # pixels between the towers' blocks
 _BACKGROUND = 255
 
 
-def stretch(kernel: Tensor) -> np.ndarray:
-    """One ``(3, h, w)`` kernel as uint8 ``(h, w, 3)``, its own minimum at 0 and maximum at
-    255, as the paper shows each kernel."""
-    k = kernel.detach().double().cpu()
-    low, high = k.min(), k.max()
-    scaled = (k - low) / (high - low) if high > low else torch.zeros_like(k)
-    return (scaled * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 def kernel_grid(weight: Tensor, towers: int, scale: int = 4) -> np.ndarray:
     """Figure 3: ``weight`` ``(n, 3, h, w)`` (conv1's, towers concatenated) as a uint8 RGB
     picture, pixel for pixel; each tower's ``n / towers`` kernels fill a block of rows,
@@ -61,7 +52,7 @@ def kernel_figure(weight: Tensor, towers: int, path: str | Path, title: str) -> 
     """Figure 3 as a person reads it: :func:`kernel_grid` with ``title`` above and each
     tower's block labelled as the paper's two GPUs, at a size where an 11x11 kernel shows."""
     picture = kernel_grid(weight, towers)
-    plt = _pyplot()
+    plt = pyplot()
     height, width = picture.shape[:2]
     fig, ax = plt.subplots(figsize=(width / 90 + 1.2, height / 90 + 0.6))
     ax.imshow(picture, interpolation="nearest")
@@ -72,7 +63,7 @@ def kernel_figure(weight: Tensor, towers: int, path: str | Path, title: str) -> 
     ax.set_axis_off()
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def colour_selectivity(weight: Tensor) -> float:
@@ -93,12 +84,9 @@ def save_png(picture: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def load_plotting() -> None:
-    """Import matplotlib and its file-only backend now, so that a later figure does not."""
-    _pyplot()
-
-
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on its file-only backend, imported on first use (a command that
+    draws nothing never loads it)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, none assumed
@@ -115,7 +103,7 @@ def neighbours_figure(
 ) -> Path:
     """Figure 4: each query image (first column) followed by its nearest training images,
     each titled with its fc7 distance."""
-    plt = _pyplot()
+    plt = pyplot()
     cols = 1 + max(len(row) for row in neighbours)
     fig, axes = plt.subplots(
         len(queries), cols, figsize=(1.6 * cols, 1.7 * len(queries)), squeeze=False
@@ -130,7 +118,7 @@ def neighbours_figure(
         ax.set_axis_off()
     fig.suptitle("Nearest training images by fc7 distance (Figure 4)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def error_chart(
@@ -145,7 +133,7 @@ def error_chart(
     values, its sample standard deviation as an error bar and each value as a dot; under each
     arm its number of values and of ``failed`` jobs. An arm with no value is a hatched empty
     slot labelled "failed"; ``chance``, where given, is a dashed line."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 2), 4.0))
     width = 0.8 / max(1, len(errors))
     x = np.arange(len(labels))
@@ -190,7 +178,7 @@ def error_chart(
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, frameon=False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # The curves a run draws (LearningCurves): what each figure's panel shows.
@@ -207,7 +195,7 @@ def learning_curves(
     """Loss, validation errors and learning rate against epoch, one line per run and key:
     ``runs`` maps a run's label to its rows (``{"epoch": e, "val/top1_error": ..., ...}``, a
     key left out where the epoch has none)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.4))
     for ax, (panel, keys) in zip(axes, CURVE_PANELS.items(), strict=True):
         for label, rows in runs.items():
@@ -227,12 +215,13 @@ def learning_curves(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write a matplotlib figure as a PNG, making its folder, and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path

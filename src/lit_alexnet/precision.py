@@ -15,8 +15,10 @@ strategy may still fork its workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -39,6 +41,16 @@ _ONEDNN_BF16_ISAS = (
     "DEFAULT",
     "ALL",
 )
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; elsewhere, platform's answer): what every
+    speed figure names."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 @dataclass(frozen=True)

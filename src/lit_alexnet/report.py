@@ -44,7 +44,7 @@ from omegaconf import OmegaConf
 
 from lit_alexnet.callbacks import read_curves
 from lit_alexnet.checks import Invalid, Missing, Refused
-from lit_alexnet.console import prog
+from lit_alexnet.console import duration, prog
 from lit_alexnet.intervals import CONFIDENCE, Interval, welch_interval
 from lit_alexnet.plots import error_chart, learning_curves
 from lit_alexnet.runs import RESULTS, read_results, run_overrides
@@ -127,7 +127,8 @@ def table(jobs: Sequence[Job]) -> str:
         cells = [job.path.name, *(job.overrides.get(k, _NONE) for k in keys), r["status"]]
         splits = ("val", "test") if tested else ("val",)
         cells += [_figure(job.error(split, k)) for split in splits for k in (1, 5)]
-        cells += [str(r.get("epochs", _NONE)), _duration(r.get("wall_s"))]
+        wall = r.get("wall_s")
+        cells += [str(r.get("epochs", _NONE)), _NONE if wall is None else duration(wall)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -368,13 +369,6 @@ def curves(jobs: Sequence[Job], path: Path) -> Path | None:
 
 def _figure(value: float) -> str:
     return _NONE if math.isnan(value) else f"{value:.3f}"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return _NONE
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

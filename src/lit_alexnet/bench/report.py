@@ -16,17 +16,13 @@ import torchvision
 from PIL import features
 
 from lit_alexnet.data.parallel import usable_cpus
-from lit_alexnet.precision import machine_report
+from lit_alexnet.precision import cpu_name, machine_report
 
 
 def machine_description(load_before: float = float("nan")) -> dict[str, Any]:
     """CPU model, core counts, threads of this process and the versions of the libraries the
     figures depend on (nvidia-dali ``absent`` without it); the 1-minute load average now and
     ``load_before`` (taken before the run: other processes' alone)."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
-        names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu  # else (not Linux) platform's answer
     try:
         from nvidia import dali
 
@@ -36,7 +32,7 @@ def machine_description(load_before: float = float("nan")) -> dict[str, Any]:
     turbo = features.version("libjpeg_turbo") if features.check_feature("libjpeg_turbo") else None
     report = machine_report()
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         # What bf16 speed and oneDNN's kernels depend on; ATEN_CPU_CAPABILITY and
         # ONEDNN_MAX_CPU_ISA can hold a machine to less than its CPU has.
         "cpu_kernels": report.describe_cpu(),
