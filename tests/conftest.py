@@ -1,10 +1,11 @@
 """Shared fixtures (every test's generated data goes to a temporary cache; the training config
-composed as a job sees it) and the hook that skips `gpu` and `dali` tests, with the reason,
-where the machine lacks them."""
+composed as a job sees it; Ctrl-C as a terminal delivers it) and the hook that skips `gpu` and
+`dali` tests, with the reason, where the machine lacks them."""
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +25,19 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cache")
     os.environ["LIT_ALEXNET_CACHE"] = str(path)
     return path
+
+
+@pytest.fixture
+def sigint_handled() -> Iterator[None]:
+    """SIGINT handled in this process and delivered to its children, whatever launched it:
+    a background job of a shell without job control (``cmd &`` in a script) starts with
+    SIGINT ignored, and a child inherits that, so a test of Ctrl-C would see nothing. An
+    exec resets a handled signal to its default, which Python turns into KeyboardInterrupt.
+    The handler is put back afterwards (Lightning ignores SIGINT after an interrupt)."""
+    handler = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, handler)
 
 
 @pytest.fixture

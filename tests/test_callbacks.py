@@ -4,6 +4,8 @@ FinalValidation, the validation of the fit's last epoch."""
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,13 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lit_alexnet import LitAlexNet
 from lit_alexnet import callbacks as callbacks_module
-from lit_alexnet.callbacks import EpochBar, FinalValidation, LastCheckpoint, TimeBudget
+from lit_alexnet.callbacks import (
+    EpochBar,
+    FinalValidation,
+    LastCheckpoint,
+    StopAtStepEnd,
+    TimeBudget,
+)
 
 
 class FakeClock:
@@ -355,3 +363,73 @@ def test_learning_curves_load_matplotlib_before_the_first_epoch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True", out.stderr
+
+
+class _Interrupts(L.Callback):
+    """Sends this process SIGINT `times` times as training step `step` starts: from inside a
+    finalizer, where Python prints and drops the KeyboardInterrupt of its default handler, or
+    from the hook itself."""
+
+    def __init__(self, step: int, times: int = 1, in_finalizer: bool = True) -> None:
+        self.step, self.times, self.in_finalizer = step, times, in_finalizer
+
+    def _send(self) -> None:
+        for _ in range(self.times):
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))  # a pending signal's handler runs between bytecodes
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step != self.step:
+            return
+        if not self.in_finalizer:
+            self._send()
+            return
+
+        class Finalised:
+            def __del__(self_) -> None:
+                self._send()
+
+        Finalised()
+
+
+def _fit_interrupted(callbacks: list[L.Callback]) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=3,
+        limit_train_batches=4,
+        limit_val_batches=1,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    try:
+        trainer.fit(BoringModel())
+    except SystemExit as exit:  # how Lightning ends an interrupted fit
+        assert exit.code == 1
+    return trainer
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.usefixtures("sigint_handled")
+def test_a_ctrl_c_that_python_would_drop_stops_the_fit_after_its_step() -> None:
+    # Without the callback the interrupt is lost and the fit runs all 12 steps (CI's ctrl-c
+    # test once trained on past its Ctrl-C); with it, step 5 ends and the fit stops there.
+    lost = _fit_interrupted([_Interrupts(step=5)])
+    assert not lost.interrupted and lost.global_step == 12
+    stopped = _fit_interrupted([StopAtStepEnd(), _Interrupts(step=5)])
+    assert stopped.interrupted and stopped.global_step == 6
+
+
+@pytest.mark.usefixtures("sigint_handled")
+def test_a_second_ctrl_c_stops_at_once() -> None:
+    twice = _Interrupts(step=5, times=2, in_finalizer=False)
+    trainer = _fit_interrupted([StopAtStepEnd(), twice])
+    assert trainer.interrupted and trainer.global_step == 5  # step 5 never ended
+
+
+def test_the_handler_is_put_back_after_a_fit() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    trainer = _fit_interrupted([StopAtStepEnd()])
+    assert not trainer.interrupted and trainer.global_step == 12
+    assert signal.getsignal(signal.SIGINT) is before

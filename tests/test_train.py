@@ -429,6 +429,7 @@ def test_a_bad_files_refusal_under_ddp_stops_every_rank(tmp_path: Path, cache_di
     assert tail[1].startswith(f"  {root / 'val' / 'b' / 'broken.jpg'}: cannot decode"), tail
 
 
+@pytest.mark.usefixtures("sigint_handled")
 def test_ctrl_c_saves_last_ckpt_says_how_to_resume_and_exits_130(
     tmp_path: Path, cache_dir: Path
 ) -> None:
@@ -456,7 +457,10 @@ def test_ctrl_c_saves_last_ckpt_says_how_to_resume_and_exits_130(
         if line.startswith("epoch 1/100 end"):
             proc.send_signal(signal.SIGINT)
             break
-    rest, _ = proc.communicate(timeout=120)
+    try:
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # a run that trains on past its Ctrl-C is not left behind
     out = "".join(seen) + rest
     assert proc.returncode == 130, out[-2000:]
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -280,6 +282,63 @@ class LastCheckpoint(ModelCheckpoint):
             self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
         super().on_train_end(trainer, pl_module)
+
+
+class StopAtStepEnd(Callback):
+    """Ctrl-C ends the fit at the end of the running training step or validation batch, as an
+    interrupt Lightning handles (``last.ckpt`` saved, ``trainer.interrupted``); a second
+    Ctrl-C interrupts at once, for a step that never ends.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread is when SIGINT arrives. Inside
+    a finalizer or a callback from C it is printed and dropped, and the run trains on; inside a
+    C extension's first import it surfaces as an ``ImportError`` and the run crashes. The
+    handler here only takes note; the hooks raise where Lightning's loops expect it.
+    """
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._previous: Any = None
+        self._says = False
+
+    @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Signal handlers belong to the main thread; an ignored SIGINT (nohup, a background
+        # job of a non-interactive shell) stays ignored.
+        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+            return
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is signal.SIG_IGN or handler is None:
+            return
+        self._requested = False
+        self._previous = handler
+        self._says = trainer.is_global_zero
+        signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum: int, frame: object) -> None:
+        self._requested = True
+        signal.signal(signal.SIGINT, self._previous)
+        if self._says:  # os.write: a print could land inside another write to stderr
+            os.write(2, b"\nCtrl-C: stopping after this step (Ctrl-C again stops now)\n")
+
+    def _stop_if_requested(self) -> None:
+        if self._requested:
+            self._requested = False
+            raise KeyboardInterrupt
+
+    @override
+    def on_train_batch_end(self, *args: Any) -> None:
+        self._stop_if_requested()
+
+    @override
+    def on_validation_batch_end(self, *args: Any) -> None:
+        self._stop_if_requested()
+
+    @override
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # After an interrupt Lightning ignores SIGINT while it shuts down; that stays.
+        if signal.getsignal(signal.SIGINT) == self._request:
+            signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
 
 
 class ProgressLines(Callback):
