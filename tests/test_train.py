@@ -261,8 +261,10 @@ def test_the_summary_line_is_the_last_thing_printed_and_the_noise_is_gone(
     assert FINAL_LINE.fullmatch(out.rstrip().splitlines()[-1]), out[-1500:]
     for noise in ("💡 Tip", "FLOPs", "LeafSpec", "anonymous setting", "TopKError"):
         assert noise not in out, noise
-    # Not a terminal: a progress line per epoch instead of a progress bar.
+    # Not a terminal: a progress line per epoch instead of a progress bar, and not Lightning's
+    # default bar besides, whose final state Rich prints off a terminal.
     assert re.search(r"^epoch 1/1 end \| [\d.]+ it/s \| train loss", out, re.M), out[-1500:]
+    assert "v_num" not in out and not re.search(r"^Epoch \d", out, re.M), out[-1500:]
     assert "precision " in out and "(trainer.precision=auto:" in out
 
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, cast
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
@@ -341,15 +341,29 @@ class StopAtStepEnd(Callback):
         self._previous = None
 
 
-class ProgressLines(Callback):
+class ProgressLines(ProgressBar):
     """Progress for a log file or a cluster job: one line every ``every_n_steps`` training
-    steps and one at the end of every epoch, with the speed and the latest figures."""
+    steps and one at the end of every epoch, with the speed and the latest figures.
+
+    A :class:`~lightning.pytorch.callbacks.ProgressBar`, so that Lightning adds no bar of its
+    own, whose final state Rich prints into the log.
+    """
 
     def __init__(self, every_n_steps: int = 500) -> None:
+        super().__init__()
         self.every_n_steps = every_n_steps
+        self._enabled = True
         self._epoch_started = 0.0
         self._batches = 0
         self._validated = False
+
+    @override
+    def disable(self) -> None:
+        self._enabled = False
+
+    @override
+    def enable(self) -> None:
+        self._enabled = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.time()
@@ -370,7 +384,7 @@ class ProgressLines(Callback):
         self._say(trainer, "end")
 
     def _say(self, trainer: L.Trainer, where: str) -> None:
-        if not trainer.is_global_zero:
+        if not (self._enabled and trainer.is_global_zero):
             return
         batches = self._batches
         seconds = time.time() - self._epoch_started
