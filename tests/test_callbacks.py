@@ -21,7 +21,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_alexnet import LitAlexNet
-from lit_alexnet import callbacks as callbacks_module
+from lit_alexnet.callbacks import budget as budget_module
 from lit_alexnet.callbacks import (
     EpochBar,
     FinalValidation,
@@ -92,7 +92,7 @@ def fit_with_budget(
     monkeypatch: pytest.MonkeyPatch, minutes: float, max_epochs: int, every_n: int
 ) -> tuple[L.Trainer, Tick, TimeBudget]:
     clock = FakeClock()
-    monkeypatch.setattr(callbacks_module, "time", clock)
+    monkeypatch.setattr(budget_module, "time", clock)
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(6, 3, 224, 224), torch.randint(0, 3, (6,)))
     loader = DataLoader(data, batch_size=2)

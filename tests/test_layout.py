@@ -35,7 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "bench.*",
     ),
     "job": ("job",),
-    "library": ("module", "callbacks", "config", "runs", "strategies.*", "data.*"),
+    "library": ("module", "callbacks.*", "config", "runs", "strategies.*", "data.*"),
     "plain torch": ("nn.*", "optim", "checks", "console", "precision", "rng", "plots", "intervals"),
 }
 MAX_FLOORS = 6
