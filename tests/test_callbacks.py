@@ -21,7 +21,6 @@ from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_alexnet import LitAlexNet
-from lit_alexnet.callbacks import budget as budget_module
 from lit_alexnet.callbacks import (
     EpochBar,
     FinalValidation,
@@ -29,6 +28,7 @@ from lit_alexnet.callbacks import (
     StopAtStepEnd,
     TimeBudget,
 )
+from lit_alexnet.callbacks import budget as budget_module
 
 
 class FakeClock:

@@ -5,6 +5,8 @@ against figures worked out by hand or printed in statistics tables."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,26 @@ def test_the_chart_draws_chance_and_leaves_out_a_top5_that_says_nothing(
 def test_without_a_class_count_the_chart_has_no_chance_line(tmp_path: Path) -> None:
     sweep = sweep_of(tmp_path, {"baseline": [done(0.3)], "no_lrn": [done(0.4)]}, classes=None)
     assert chart_data(group_arms(find_jobs([sweep]))).chance is None
+
+
+def test_a_sweep_reported_part_way_counts_its_running_jobs_as_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This process stands in for a job still training: its pid is alive on this host.
+    running = {"status": "running", "host": socket.gethostname(), "pid": os.getpid()}
+    sweep = sweep_of(
+        tmp_path,
+        {
+            "baseline": [done(0.30), done(0.32), running],
+            "no_lrn": [running, running],
+            "one_gpu": [FAILED],
+        },
+    )
+    lines = report(sweep, capsys)
+    assert row(lines, "baseline") == "| baseline | 2 (1 running) | 31.0 ± 1.4 | baseline | — |"
+    assert row(lines, "no_lrn").startswith("| no_lrn | 0 (2 running) | — |")
+    assert row(lines, "one_gpu").startswith("| one_gpu | 0 (1 failed) | — |")
+    assert "- no_lrn: no result yet, 2 running" in lines
+    assert "- one_gpu: no result, its job failed" in lines
+    data = chart_data(group_arms(find_jobs([sweep])))
+    assert (data.failed, data.running) == ([0, 0, 1], [1, 2, 0])

@@ -127,12 +127,14 @@ def error_chart(
     path: str | Path,
     failed: Sequence[int] = (),
     chance: float | None = None,
+    running: Sequence[int] = (),
 ) -> Path:
     """Grouped bars: one group per arm (``labels``), one bar per series of ``errors``
     (``{"val top-1": [[each seed's error in arm 0], ...], ...}``) at the mean of the arm's
     values, its sample standard deviation as an error bar and each value as a dot; under each
-    arm its number of values and of ``failed`` jobs. An arm with no value is a hatched empty
-    slot labelled "failed"; ``chance``, where given, is a dashed line."""
+    arm its number of values and of ``failed`` and ``running`` jobs. An arm with no value is a
+    hatched empty slot labelled "failed" (or "running" where none failed); ``chance``, where
+    given, is a dashed line."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 2), 4.0))
     width = 0.8 / max(1, len(errors))
@@ -163,15 +165,17 @@ def error_chart(
             )
     counts = [max((len(arms[a]) for arms in errors.values()), default=0) for a in range(len(x))]
     lost = list(failed) or [0] * len(x)
-    for position, seeds in zip(x, counts, strict=True):
+    going = list(running) or [0] * len(x)
+    for position, seeds, f, r in zip(x, counts, lost, going, strict=True):
         if not seeds:
             ax.bar(position, 1.0, 0.8, fill=False, hatch="//", edgecolor="0.7", linewidth=0)
-            ax.text(position, 0.5, "failed", ha="center", va="center", fontsize=8)
+            slot = "running" if r and not f else "failed"
+            ax.text(position, 0.5, slot, ha="center", va="center", fontsize=8)
     if chance is not None:
         ax.axhline(chance, linestyle="--", color="0.4", linewidth=1, label=f"chance ({chance:.2f})")
     ticks = [
-        f"{label}\nn={n}" + (f", {f} failed" if f else "")
-        for label, n, f in zip(labels, counts, lost, strict=True)
+        f"{label}\nn={n}" + (f", {f} failed" if f else "") + (f", {r} running" if r else "")
+        for label, n, f, r in zip(labels, counts, lost, going, strict=True)
     ]
     ax.set_xticks(x, ticks, rotation=20, ha="right", rotation_mode="anchor", fontsize=8)
     ax.set_ylabel("validation error: mean ± sd, seeds as dots", fontsize=9)

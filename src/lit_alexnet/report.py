@@ -13,8 +13,8 @@ tested, test top-1 and top-5 errors, epochs and wall time, all read from the job
 
 The second table has a row per arm: the jobs whose differing overrides are the same but for
 ``seed``, labelled by them (``no_lrn`` for ``+ablation=no_lrn``, ``key=value`` for other keys).
-It gives the arm's seeds (a job that did not end ``done`` counts as failed and is left out of
-the figures), the mean and sample standard deviation of their val top-1 error, the difference
+It gives the arm's seeds (a job still running is counted as running, one that ended otherwise
+than ``done`` as failed, and both are left out of the figures), the mean and sample standard deviation of their val top-1 error, the difference
 of the mean from the baseline arm's with a 95% Welch's t interval (which needs two seeds in
 each arm), and the paper's ImageNet figure for that difference where section 3 gives one
 (:data:`PAPER_DELTAS`, shown against the ``baseline`` arm only). The baseline is the arm
@@ -159,9 +159,14 @@ class Arm:
         ]
 
     @property
+    def running(self) -> int:
+        """How many of the arm's jobs are still running (a sweep reported part-way)."""
+        return sum(job.results.get("status") == "running" for job in self.jobs)
+
+    @property
     def failed(self) -> int:
-        """How many of the arm's jobs did not end ``done`` (failed, killed, still running)."""
-        return len(self.jobs) - len(self.done)
+        """How many of the arm's jobs ended otherwise than ``done`` (failed, killed...)."""
+        return len(self.jobs) - len(self.done) - self.running
 
     def errors(self, k: int = 1) -> list[float]:
         """The val top-``k`` errors of the arm's seeds (those it has)."""
@@ -214,8 +219,8 @@ def _bounds(interval: Interval) -> str:
 
 
 def _seeds(arm: Arm) -> str:
-    n = len(arm.done)
-    return f"{n} ({arm.failed} failed)" if arm.failed else str(n)
+    others = [f"{n} {what}" for n, what in ((arm.failed, "failed"), (arm.running, "running")) if n]
+    return f"{len(arm.done)} ({', '.join(others)})" if others else str(len(arm.done))
 
 
 def _spread(arm: Arm) -> str:
@@ -271,7 +276,9 @@ def verdicts(arms: Sequence[Arm], baseline: Arm) -> list[str]:
     for arm in others:
         difference, interval = compare(arm, baseline)
         n, m = len(arm.done), len(baseline.done)
-        if not n:
+        if not n and arm.running:
+            lines.append(f"{arm.label}: no result yet, {arm.running} running")
+        elif not n:
             lost = f"all {arm.failed} of its jobs" if arm.failed > 1 else "its job"
             lines.append(f"{arm.label}: no result, {lost} failed")
         elif interval is None:
@@ -329,11 +336,13 @@ def num_classes(job: Job) -> int | None:
 @dataclass(frozen=True)
 class ChartData:
     """What the report's chart draws: per arm (``labels``), each series' seed values
-    (``{"val top-1": [[...], ...]}``) and how many jobs failed; the chance error, if known."""
+    (``{"val top-1": [[...], ...]}``) and how many jobs failed and still run; the chance
+    error, if known."""
 
     labels: list[str]
     series: dict[str, list[list[float]]]
     failed: list[int]
+    running: list[int]
     chance: float | None
 
 
@@ -347,13 +356,26 @@ def chart_data(arms: Sequence[Arm]) -> ChartData:
         series["val top-5"] = top5
     classes = {c for arm in arms for job in arm.jobs if (c := num_classes(job)) is not None}
     chance = 1.0 - 1.0 / classes.pop() if len(classes) == 1 else None
-    return ChartData([arm.label for arm in arms], series, [arm.failed for arm in arms], chance)
+    return ChartData(
+        [arm.label for arm in arms],
+        series,
+        [arm.failed for arm in arms],
+        [arm.running for arm in arms],
+        chance,
+    )
 
 
 def chart(arms: Sequence[Arm], path: Path) -> Path:
     """The arms' chart (:func:`chart_data` drawn by :func:`lit_alexnet.plots.error_chart`)."""
     data = chart_data(arms)
-    return error_chart(data.labels, data.series, path, failed=data.failed, chance=data.chance)
+    return error_chart(
+        data.labels,
+        data.series,
+        path,
+        failed=data.failed,
+        running=data.running,
+        chance=data.chance,
+    )
 
 
 def curves(jobs: Sequence[Job], path: Path) -> Path | None:
