@@ -10,12 +10,15 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import matplotlib.colors
 import pytest
 from PIL import Image
 
+from lit_alexnet import plots
 from lit_alexnet.report import (
     arm_label,
     chart_data,
+    curves,
     find_jobs,
     group_arms,
     main,
@@ -268,3 +271,27 @@ def test_a_sweep_reported_part_way_counts_its_running_jobs_as_running(
     assert "- one_gpu: no result, its job failed" in lines
     data = chart_data(group_arms(find_jobs([sweep])))
     assert (data.failed, data.running) == ([0, 0, 1], [1, 2, 0])
+
+
+def test_a_sweeps_curves_have_a_colour_per_arm_and_a_legend_of_arms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep = sweep_of(tmp_path, {"baseline": [done(0.3)] * 3, "no_lrn": [done(0.4)] * 3})
+    for n in range(6):
+        rows = [{"epoch": e, "train/loss": 2.0 - e / 10 - n / 100, "lr": 1e-4} for e in (1, 2)]
+        (sweep / str(n) / "curves.json").write_text(json.dumps(rows))
+    figures: list[Any] = []
+
+    def keep(fig: Any, path: str | Path) -> Path:
+        figures.append(fig)
+        return Path(path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    curves(find_jobs([sweep]), tmp_path / "curves.png")
+    (fig,) = figures
+    # One legend entry per arm, not one per run and key (12 entries for these 6 runs).
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["baseline", "no_lrn"]
+    loss = fig.axes[0]
+    colours = [matplotlib.colors.to_hex(line.get_color()) for line in loss.get_lines()]
+    assert len(colours) == 6 and len(set(colours[:3])) == len(set(colours[3:])) == 1
+    assert colours[0] != colours[3]

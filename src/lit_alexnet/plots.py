@@ -194,31 +194,57 @@ CURVE_PANELS = {
 
 
 def learning_curves(
-    runs: Mapping[str, Sequence[Mapping[str, float]]], path: str | Path, title: str = ""
+    runs: Mapping[str, Sequence[Mapping[str, float]]],
+    path: str | Path,
+    title: str = "",
+    arm_of: Mapping[str, str] | None = None,
 ) -> Path:
-    """Loss, validation errors and learning rate against epoch, one line per run and key:
-    ``runs`` maps a run's label to its rows (``{"epoch": e, "val/top1_error": ..., ...}``, a
-    key left out where the epoch has none)."""
+    """Loss, validation errors and learning rate against epoch: ``runs`` maps a run's label to
+    its rows (``{"epoch": e, "val/top1_error": ..., ...}``, a key left out where the epoch has
+    none). One run: a line per key. Several: a colour per arm (``arm_of`` maps a run's label to
+    its arm's, each run its own arm without it), a thin line per run in it, the panel's keys
+    told apart by line style, and one legend of the arms, so that a sweep of a dozen runs
+    stays readable."""
     plt = pyplot()
+    from matplotlib.lines import Line2D
+
+    arm = {label: (arm_of or {}).get(label, label) for label in runs}
+    colour = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(arm.values()))}
+    styles = ("-", "--")
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.4))
     for ax, (panel, keys) in zip(axes, CURVE_PANELS.items(), strict=True):
         for label, rows in runs.items():
-            for key in keys:
+            for style, key in zip(styles, keys, strict=False):
                 points = [(r["epoch"], r[key]) for r in rows if key in r]
-                if points:
-                    name = key if len(runs) == 1 else f"{label}: {key}"
-                    ax.plot(*zip(*points, strict=True), marker="o", markersize=3, label=name)
+                if not points:
+                    continue
+                if len(runs) == 1:
+                    ax.plot(*zip(*points, strict=True), marker="o", markersize=3, label=key)
+                else:
+                    ax.plot(
+                        *zip(*points, strict=True),
+                        style,
+                        color=colour[arm[label]],
+                        linewidth=1,
+                        alpha=0.8,
+                    )
         ax.set_xlabel("epoch")
         ax.set_title(panel, fontsize=10)
         if panel == "learning rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         elif panel == "error":
             ax.set_ylim(0, 1)
-        if ax.has_data():
+        if len(runs) == 1 and ax.has_data():
             ax.legend(fontsize=7)
+        elif len(keys) > 1 and ax.has_data():
+            handles = [Line2D([], [], color="0.3", linestyle=s) for s in styles[: len(keys)]]
+            ax.legend(handles, keys, fontsize=7)
+    if len(runs) > 1:
+        handles = [Line2D([], [], color=c, linewidth=2) for c in colour.values()]
+        fig.legend(handles, list(colour), fontsize=8, loc="lower center", ncol=min(6, len(colour)))
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1 if len(runs) > 1 else 0, 1, 1))
     return save_figure(fig, path)
 
 

@@ -12,16 +12,16 @@ tested, test top-1 and top-5 errors, epochs and wall time, all read from the job
 ``results.json``.
 
 The second table has a row per arm: the jobs whose differing overrides are the same but for
-``seed``, labelled by them (``no_lrn`` for ``+ablation=no_lrn``, ``key=value`` for other keys).
-It gives the arm's seeds (a job still running is counted as running, one that ended otherwise
-than ``done`` as failed, and both are left out of the figures), the mean and sample standard deviation of their val top-1 error, the difference
-of the mean from the baseline arm's with a 95% Welch's t interval (which needs two seeds in
-each arm), and the paper's ImageNet figure for that difference where section 3 gives one
-(:data:`PAPER_DELTAS`, shown against the ``baseline`` arm only). The baseline is the arm
-labelled ``baseline``, else the first; ``--baseline LABEL`` picks another. A line per arm then
-says whether its difference is distinguishable from zero, that is whether the
-interval leaves zero out. Each interval is at 95% on its own: among many arms, about one in
-twenty that do not differ will look as if they do.
+``seed``, labelled by them (``no_lrn`` for ``+ablation=no_lrn``, ``key=value`` for other keys). It
+gives the arm's seeds (a job still running is counted as running, one that ended otherwise than
+``done`` as failed, and both are left out of the figures), the mean and sample standard deviation of
+their val top-1 error, the difference of the mean from the baseline arm's with a 95% Welch's t
+interval (which needs two seeds in each arm), and the paper's ImageNet figure for that difference
+where section 3 gives one (:data:`PAPER_DELTAS`, shown against the ``baseline`` arm only). The
+baseline is the arm labelled ``baseline``, else the first; ``--baseline LABEL`` picks another. A
+line per arm then says whether its difference is distinguishable from zero, that is whether the
+interval leaves zero out. Each interval is at 95% on its own: among many arms, about one in twenty
+that do not differ will look as if they do.
 
 Both tables and the lines are printed and written as ``report.md``, with a chart of the arms
 ``report.png`` (each arm's mean, its standard deviation and its seeds, failed arms as hatched
@@ -131,15 +131,6 @@ def table(jobs: Sequence[Job]) -> str:
         cells += [str(r.get("epochs", _NONE)), _NONE if wall is None else duration(wall)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _labels(jobs: Sequence[Job]) -> list[str]:
-    """Each job as its overrides that vary (``pooling=standard``), or its folder's name."""
-    keys = varying_keys(jobs)
-    return [
-        ", ".join(f"{k}={job.overrides.get(k, _NONE)}" for k in keys) or job.path.name
-        for job in jobs
-    ]
 
 
 @dataclass
@@ -379,14 +370,11 @@ def chart(arms: Sequence[Arm], path: Path) -> Path:
 
 
 def curves(jobs: Sequence[Job], path: Path) -> Path | None:
-    """The jobs' learning curves in one figure (their ``curves.json``); None where no job
-    has any."""
-    runs = {
-        label: rows
-        for label, job in zip(_labels(jobs), jobs, strict=True)
-        if (rows := read_curves(job.path))
-    }
-    return learning_curves(runs, path) if runs else None
+    """The jobs' learning curves in one figure (their ``curves.json``), a colour per arm;
+    None where no job has any."""
+    arm_of = {str(job.path): arm.label for arm in group_arms(jobs) for job in arm.jobs}
+    runs = {str(job.path): rows for job in jobs if (rows := read_curves(job.path))}
+    return learning_curves(runs, path, arm_of=arm_of) if runs else None
 
 
 def _figure(value: float) -> str:
