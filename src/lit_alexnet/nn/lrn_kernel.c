@@ -25,48 +25,21 @@
 typedef int64_t i64;
 enum { BLOCK = 64 };
 
-/* w = the sums of the squares' window [c - lo, c + hi] (clipped at both ends) of channel c at
- * every position of a unit, for NCHW units: x holds C lines of len, one per channel. The
- * paper's n = 5 away from the ends is one pass of five loads; any other window adds line by
- * line. */
-static void window_nchw(float *restrict w, const float *restrict x, i64 C, i64 len, i64 c,
-                        int lo, int hi) {
-  i64 first = c - lo < 0 ? 0 : c - lo, last = c + hi > C - 1 ? C - 1 : c + hi;
-  const float *r = x + first * len;
-  if (last - first == 4) {
-    const float *r1 = r + len, *r2 = r1 + len, *r3 = r2 + len, *r4 = r3 + len;
-    for (i64 p = 0; p < len; ++p) w[p] = (r[p] + r1[p]) + (r2[p] + r3[p]) + r4[p];
+/* w[q] = the sum of x[q + j * cs] for j in [-lo, hi], q in [0, n): the window of a row of a
+ * unit's padded buffer (cs, the step between channels: 1 channels-last, BLOCK NCHW), whose
+ * zero padding clips the window at the first and last channel. The paper's n = 5 is one pass
+ * of five loads; any other window adds line by line. */
+static inline void window(float *restrict w, const float *restrict x, i64 n, i64 cs, int lo,
+                          int hi) {
+  const float *r = x - lo * cs;
+  if (lo + hi == 4) {
+    const float *r1 = r + cs, *r2 = r1 + cs, *r3 = r2 + cs, *r4 = r3 + cs;
+    for (i64 q = 0; q < n; ++q) w[q] = (r[q] + r1[q]) + (r2[q] + r3[q]) + r4[q];
     return;
   }
-  memcpy(w, r, len * sizeof *w);
-  for (i64 j = first + 1; j <= last; ++j)
-    for (i64 p = 0; p < len; ++p) w[p] += x[j * len + p];
-}
-
-/* The sum of x[j] over j in [c - lo, c + hi], clipped at both ends. */
-static inline float clipped_sum(const float *x, i64 C, i64 c, int lo, int hi) {
-  float sum = 0;
-  for (i64 j = c - lo < 0 ? 0 : c - lo; j <= c + hi && j < C; ++j) sum += x[j];
-  return sum;
-}
-
-/* The same for one position of a channels-last unit: x holds its C channels. */
-static void window_last(float *restrict w, const float *restrict x, i64 C, int lo, int hi) {
-  if (lo == 2 && hi == 2 && C >= 5) {
-    for (i64 c = 2; c < C - 2; ++c) w[c] = (x[c - 2] + x[c - 1]) + (x[c] + x[c + 1]) + x[c + 2];
-    for (i64 c = 0; c < C; c = c == 1 ? C - 2 : c + 1) w[c] = clipped_sum(x, C, c, lo, hi);
-    return;
-  }
-  for (i64 c = 0; c < C; ++c) w[c] = clipped_sum(x, C, c, lo, hi);
-}
-
-/* w = the window sums of line o of a unit's buffer src, of either layout. */
-static void window(float *restrict w, const float *restrict src, i64 C, i64 len, int last,
-                   i64 o, int lo, int hi) {
-  if (last)
-    window_last(w, src + o * C, C, lo, hi);
-  else
-    window_nchw(w, src, C, len, o, lo, hi);
+  memcpy(w, r, n * sizeof *w);
+  for (int j = 1; j <= lo + hi; ++j)
+    for (i64 q = 0; q < n; ++q) w[q] += r[j * cs + q];
 }
 
 /* d = s^-beta and 1 / s for s = k + alpha * w: for the paper's beta = 0.75, q = s^-1/4 by two
@@ -102,50 +75,66 @@ static inline void bf16_store(uint16_t *p, float v) {
   *p = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
 }
 
-/* One unit of `outer` lines of `inner` values, the lines `so` apart in the tensors a, g and
- * res (of type TYPE, read and written in place, computed in float). Forward: b = a d. Backward:
- * g d - 2 alpha beta a W^T(g b / s), with g d kept in buf[GD] and g b / s in buf[T] between
- * the two window passes. */
+/* A unit's buffers X (the squares) and T (g b / s) hold its `outer` rows of `inner` values
+ * `rs` apart from `base` on, with zeros around them where a window reaches past the first or
+ * last channel: NCHW rows are channels (rs = BLOCK, pad rows above and below), channels-last
+ * rows are positions (rs = C + 2 pad, pad zeros either side of each). The zeros are never
+ * written, so they are set once, when the buffers are allocated. */
+typedef struct {
+  i64 outer, inner, rs, base, cs;
+} Layout;
+
+static Layout layout_of(int last, i64 C, i64 len, int pad) {
+  Layout l;
+  l.outer = last ? len : C;
+  l.inner = last ? C : len;
+  l.rs = last ? C + 2 * pad : BLOCK;
+  l.base = last ? pad : pad * BLOCK;
+  l.cs = last ? 1 : BLOCK;
+  return l;
+}
+
+/* One unit (of type TYPE, read and written in place, computed in float): a, g and res hold
+ * its rows `so` apart. Forward: b = a d. Backward: g d - 2 alpha beta a W^T(g b / s), with g d
+ * kept in buf[GD] and g b / s in buf[T] between the two windows. */
 #define DEFINE_UNIT(NAME, TYPE, LOAD, STORE)                                                       \
-  static void NAME(const TYPE *a, const TYPE *g, TYPE *res, i64 so, float *buf[BUFFERS], i64 C,    \
-                   i64 len, int last, int before, int after, float alpha, float beta,              \
-                   float k) {                                                                      \
-    float *restrict x = buf[X], *restrict t = buf[T], *restrict gd = buf[GD];                      \
-    float *restrict w = buf[W];                                                                    \
-    const i64 outer = last ? len : C, inner = last ? C : len;                                      \
+  static void NAME(const TYPE *a, const TYPE *g, TYPE *res, i64 so, float *buf[BUFFERS],          \
+                   Layout l, int before, int after, float alpha, float beta, float k) {            \
+    float *restrict x = buf[X] + l.base, *restrict t = buf[T] + l.base;                            \
+    float *restrict gd = buf[GD], *restrict w = buf[W];                                            \
     const float coeff = 2.0f * alpha * beta;                                                       \
     float inverse;                                                                                 \
-    for (i64 o = 0; o < outer; ++o) {                                                              \
+    for (i64 o = 0; o < l.outer; ++o) {                                                            \
       const TYPE *ao = a + o * so;                                                                 \
-      float *restrict xo = x + o * inner;                                                          \
-      for (i64 q = 0; q < inner; ++q) {                                                            \
+      float *restrict xo = x + o * l.rs;                                                           \
+      for (i64 q = 0; q < l.inner; ++q) {                                                          \
         float v = LOAD(ao + q);                                                                    \
         xo[q] = v * v;                                                                             \
       }                                                                                            \
     }                                                                                              \
-    for (i64 o = 0; o < outer; ++o) {                                                              \
-      window(w, x, C, len, last, o, before, after);                                                \
+    for (i64 o = 0; o < l.outer; ++o) {                                                            \
+      window(w, x + o * l.rs, l.inner, l.cs, before, after);                                       \
       const TYPE *ao = a + o * so;                                                                 \
       if (g == 0) {                                                                                \
         TYPE *ro = res + o * so;                                                                   \
-        for (i64 q = 0; q < inner; ++q)                                                            \
+        for (i64 q = 0; q < l.inner; ++q)                                                          \
           STORE(ro + q, LOAD(ao + q) * inverse_power(w[q], alpha, beta, k, &inverse));             \
         continue;                                                                                  \
       }                                                                                            \
       const TYPE *go = g + o * so;                                                                 \
-      float *restrict gdo = gd + o * inner, *restrict to = t + o * inner;                          \
-      for (i64 q = 0; q < inner; ++q) {                                                            \
+      float *restrict gdo = gd + o * l.inner, *restrict to = t + o * l.rs;                         \
+      for (i64 q = 0; q < l.inner; ++q) {                                                          \
         gdo[q] = LOAD(go + q) * inverse_power(w[q], alpha, beta, k, &inverse);                     \
         to[q] = gdo[q] * LOAD(ao + q) * inverse; /* g b / s */                                     \
       }                                                                                            \
     }                                                                                              \
     if (g == 0) return;                                                                            \
-    for (i64 o = 0; o < outer; ++o) {                                                              \
-      window(w, t, C, len, last, o, after, before);                                                \
+    for (i64 o = 0; o < l.outer; ++o) {                                                            \
+      window(w, t + o * l.rs, l.inner, l.cs, after, before);                                       \
       const TYPE *ao = a + o * so;                                                                 \
-      const float *restrict gdo = gd + o * inner;                                                  \
+      const float *restrict gdo = gd + o * l.inner;                                                \
       TYPE *ro = res + o * so;                                                                     \
-      for (i64 q = 0; q < inner; ++q) STORE(ro + q, gdo[q] - coeff * LOAD(ao + q) * w[q]);         \
+      for (i64 q = 0; q < l.inner; ++q) STORE(ro + q, gdo[q] - coeff * LOAD(ao + q) * w[q]);       \
     }                                                                                              \
   }
 
@@ -166,16 +155,18 @@ DEFINE_UNIT(unit_bf16, uint16_t, bf16_load, bf16_store)
            int before, int after, double alpha, double beta, double k, i64 u0, i64 u1) {           \
     int last = sc == 1 && sp != 1;                                                                 \
     i64 blocks = (P + BLOCK - 1) / BLOCK;                                                          \
-    float *memory = (float *)malloc(sizeof(float) * BUFFERS * (size_t)(C * BLOCK));                \
+    int pad = before > after ? before : after;                                                     \
+    i64 size = (C + 2 * pad) * BLOCK; /* either layout's padded rows */                            \
+    float *memory = (float *)calloc((size_t)(BUFFERS * size), sizeof(float));                      \
     if (memory == 0) return 1;                                                                     \
     float *buf[BUFFERS];                                                                           \
-    for (int b = 0; b < BUFFERS; ++b) buf[b] = memory + b * C * BLOCK;                             \
+    for (int b = 0; b < BUFFERS; ++b) buf[b] = memory + b * size;                                  \
     for (i64 u = u0; u < u1; ++u) {                                                                \
       i64 n = u / blocks, p0 = (u % blocks) * BLOCK;                                               \
       i64 len = P - p0 < BLOCK ? P - p0 : BLOCK;                                                   \
       i64 at = n * sn + p0 * sp;                                                                   \
-      UNIT(a + at, g ? g + at : 0, out + at, last ? sp : sc, buf, C, len, last, before,            \
-           after, (float)alpha, (float)beta, (float)k);                                            \
+      UNIT(a + at, g ? g + at : 0, out + at, last ? sp : sc, buf, layout_of(last, C, len, pad),    \
+           before, after, (float)alpha, (float)beta, (float)k);                                    \
     }                                                                                              \
     free(memory);                                                                                  \
     return 0;                                                                                      \
