@@ -255,10 +255,16 @@ def test_a_one_cycle_run_resumed_for_longer_anneals_over_the_new_length(tmp_path
 
 
 class MetricsSeen(L.Callback):
-    """What the trainer held after each validation: val top-1 error and the lr."""
+    """What the trainer held after each validation: val top-1 error and the lr; and each
+    training batch's top-1 error, by epoch."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[float, float]] = []
+        self.batch_errors: dict[int, list[float]] = {}
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        error = float(trainer.callback_metrics["train/top1_error_step"])
+        self.batch_errors.setdefault(trainer.current_epoch + 1, []).append(error)
 
     def on_validation_end(self, trainer: L.Trainer, *args: Any) -> None:
         if not trainer.sanity_checking:
@@ -309,6 +315,10 @@ def test_learning_curves_are_drawn_from_the_runs_metrics_and_go_on_after_a_resum
     assert [r["epoch"] for r in rows] == [1, 2]
     assert [(r["val/top1_error"], r["lr"]) for r in rows] == first.rows
     assert all("train/loss" in r and "val/loss" in r for r in rows)
+    # The running training error of Figure 1: the mean of the epoch's batches (of one size).
+    for r in rows:
+        batches = first.batch_errors[int(r["epoch"])]
+        assert r["train/top1_error"] == pytest.approx(sum(batches) / len(batches))
     resumed = fit(3, tmp_path / "two.ckpt")
     rows = json.loads((tmp_path / "curves.json").read_text())
     assert [r["epoch"] for r in rows] == [1, 2, 3]

@@ -188,7 +188,7 @@ def error_chart(
 # The curves a run draws (LearningCurves): what each figure's panel shows.
 CURVE_PANELS = {
     "loss": ("train/loss", "val/loss"),
-    "error": ("val/top1_error", "val/top5_error"),
+    "error": ("val/top1_error", "val/top5_error", "train/top1_error"),
     "learning rate": ("lr",),
 }
 
@@ -210,7 +210,7 @@ def learning_curves(
 
     arm = {label: (arm_of or {}).get(label, label) for label in runs}
     colour = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(arm.values()))}
-    styles = ("-", "--")
+    styles = ("-", "--", ":")
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.4))
     for ax, (panel, keys) in zip(axes, CURVE_PANELS.items(), strict=True):
         for label, rows in runs.items():

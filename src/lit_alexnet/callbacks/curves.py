@@ -26,10 +26,10 @@ def read_curves(run: Path) -> list[dict[str, float]]:
 
 
 class LearningCurves(Callback):
-    """Writes ``curves.json`` and ``curves.png`` (training loss, the epoch's mean; validation
-    loss, top-1 and top-5 error where the epoch validated; learning rate; against epoch) into
-    the run's folder after every epoch, from the run's own figures, whatever its logger. A
-    resumed run's curves go on from the checkpoint's."""
+    """Writes ``curves.json`` and ``curves.png`` (training loss and top-1 error, the epoch's
+    means; validation loss, top-1 and top-5 error where the epoch validated; learning rate;
+    against epoch) into the run's folder after every epoch, from the run's own figures,
+    whatever its logger. A resumed run's curves go on from the checkpoint's."""
 
     VALIDATION = ("val/loss", "val/top1_error", "val/top5_error")
 
@@ -72,6 +72,11 @@ class LearningCurves(Callback):
         row = {"epoch": float(trainer.current_epoch + 1), **self._validated}
         if self._losses:
             row["train/loss"] = sum(self._losses) / len(self._losses)
+        # The epoch's running training error, as the paper's Figure 1 plots it: Lightning's
+        # mean of the module's TopKError over the epoch's batches.
+        error = trainer.callback_metrics.get("train/top1_error_epoch")
+        if error is not None:
+            row["train/top1_error"] = float(error)
         if trainer.optimizers:
             row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
