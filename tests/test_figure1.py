@@ -19,13 +19,13 @@ from lit_alexnet.figure1 import (
     best_learning_rate,
     epoch_errors,
     main,
-    ratio_interval,
     ratio_line,
     seeds_table,
     steps_to_threshold,
     summarise,
     train_until,
 )
+from lit_alexnet.intervals import ratio_interval
 from lit_alexnet.nn.small_cnn import SmallCNN
 
 # conv1 3->32, conv2 32->32, conv3 32->64 (5x5 each, with biases), fc 64*4*4 -> 10.

@@ -5,8 +5,10 @@ against figures worked out by hand or printed in statistics tables."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +297,38 @@ def test_a_sweeps_curves_have_a_colour_per_arm_and_a_legend_of_arms(
     colours = [matplotlib.colors.to_hex(line.get_color()) for line in loss.get_lines()]
     assert len(colours) == 6 and len(set(colours[:3])) == len(set(colours[3:])) == 1
     assert colours[0] != colours[3]
+
+
+def write_curves(job: Path, train_errors: list[float]) -> None:
+    """``curves.json`` as LearningCurves writes it: a row per epoch, the running training
+    error in each, validation in every other."""
+    rows = [
+        {"epoch": float(e), "train/top1_error": err, **({"val/top1_error": 0.5} if e % 2 else {})}
+        for e, err in enumerate(train_errors, start=1)
+    ]
+    (job / "curves.json").write_text(json.dumps(rows))
+
+
+def test_figure_1s_measure_is_the_epochs_to_a_training_error_paired_by_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = sweep_of(tmp_path / "sweep", {"baseline": [done(0.3)] * 3, "tanh": [done(0.5)] * 3})
+    # Jobs 0-2 are the baseline's seeds 0-2, jobs 3-5 tanh's. At a threshold of 0.5 the
+    # baseline gets there in epochs 2, 3 and 4; tanh in 4 and 9, and seed 2 never in 10.
+    base = [[0.9, 0.5, 0.4], [0.9, 0.7, 0.45], [0.9, 0.8, 0.6, 0.5]]
+    tanh = [[0.9] * 3 + [0.5], [0.9] * 8 + [0.49], [0.9] * 10]
+    for n, errors in enumerate(base + tanh):
+        write_curves(sweep / str(n), errors)
+    lines = report(sweep, capsys, "--train-error", "0.5")
+    assert "| baseline | 0: 2, 1: 3, 2: 4 | baseline |" in lines
+    # Ratios 4/2 and 9/3: their geometric mean with a t interval over the two log ratios,
+    # df 1 (t = 12.7062, the printed table's to four places).
+    logs = [math.log(2), math.log(3)]
+    mean = sum(logs) / 2
+    half = 12.7062 * statistics.stdev(logs) / math.sqrt(2)
+    low, high = math.exp(mean - half), math.exp(mean + half)
+    assert (
+        f"| tanh | 0: 4, 1: 9, 2: >10 | {math.exp(mean):.2f}x [{low:.2f}, {high:.2f}] over 2 "
+        "seeds (1 seed never got there) |" in lines
+    )
+    assert not any("training error" in line for line in report(sweep, capsys))

@@ -45,7 +45,7 @@ from lit_alexnet.checks import Refused, check
 from lit_alexnet.console import duration, prog
 from lit_alexnet.data.builtin import BuiltinSpec, ensure_builtin_dataset
 from lit_alexnet.data.cache import default_cache_dir
-from lit_alexnet.intervals import CONFIDENCE, mean_interval
+from lit_alexnet.intervals import RatioInterval, ratio_interval
 from lit_alexnet.nn.small_cnn import ACTIVATIONS, INPUT_SIZE, SmallCNN
 from lit_alexnet.plots import pyplot, save_figure
 from lit_alexnet.precision import cpu_name
@@ -223,29 +223,6 @@ def best_learning_rate(runs: Sequence[Run], activation: str) -> float:
 
 
 # ----------------------------------------------------------------------------- the interval
-
-
-@dataclass(frozen=True)
-class RatioInterval:
-    """The geometric mean of ratios and its 95% interval (a t interval of the mean log ratio,
-    back-transformed); ``low`` and ``high`` are NaN with fewer than two ratios."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-
-def ratio_interval(ratios: Sequence[float]) -> RatioInterval:
-    """The geometric mean of ``ratios`` (each > 0) with a 95% t interval over their logs."""
-    check(all(r > 0 for r in ratios), "ratios", list(ratios), "must all be > 0")
-    check(bool(ratios), "ratios", list(ratios), "must not be empty")
-    logs = [math.log(r) for r in ratios]
-    mean = math.exp(statistics.fmean(logs))
-    interval = mean_interval(logs, CONFIDENCE)
-    if interval is None:
-        return RatioInterval(mean, math.nan, math.nan, len(logs))
-    return RatioInterval(mean, math.exp(interval.low), math.exp(interval.high), len(logs))
 
 
 # ----------------------------------------------------------------------------- the summary

@@ -113,3 +113,26 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> In
     half = student_t_quantile(0.5 + confidence / 2.0, df) * statistics.stdev(values)
     half /= math.sqrt(len(values))
     return Interval(mean, mean - half, mean + half, df)
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """The geometric mean of ratios and its 95% interval (a t interval of the mean log ratio,
+    back-transformed); ``low`` and ``high`` are NaN with fewer than two ratios."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def ratio_interval(ratios: Sequence[float]) -> RatioInterval:
+    """The geometric mean of ``ratios`` (each > 0) with a 95% t interval over their logs."""
+    if not ratios or not all(r > 0 for r in ratios):
+        raise ValueError(f"ratios must be a non-empty list of numbers > 0, got {list(ratios)}")
+    logs = [math.log(r) for r in ratios]
+    mean = math.exp(statistics.fmean(logs))
+    interval = mean_interval(logs, CONFIDENCE)
+    if interval is None:
+        return RatioInterval(mean, math.nan, math.nan, len(logs))
+    return RatioInterval(mean, math.exp(interval.low), math.exp(interval.high), len(logs))

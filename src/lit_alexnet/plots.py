@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -210,7 +210,7 @@ def learning_curves(
 
     arm = {label: (arm_of or {}).get(label, label) for label in runs}
     colour = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(arm.values()))}
-    styles = ("-", "--", ":")
+    styles: tuple[Literal["-", "--", ":"], ...] = ("-", "--", ":")
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.4))
     for ax, (panel, keys) in zip(axes, CURVE_PANELS.items(), strict=True):
         for label, rows in runs.items():

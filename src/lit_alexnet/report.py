@@ -45,7 +45,13 @@ from omegaconf import OmegaConf
 from lit_alexnet.callbacks import read_curves
 from lit_alexnet.checks import Invalid, Missing, Refused
 from lit_alexnet.console import duration, prog
-from lit_alexnet.intervals import CONFIDENCE, Interval, welch_interval
+from lit_alexnet.intervals import (
+    CONFIDENCE,
+    Interval,
+    RatioInterval,
+    ratio_interval,
+    welch_interval,
+)
 from lit_alexnet.plots import error_chart, learning_curves
 from lit_alexnet.runs import RESULTS, read_results, run_overrides
 
@@ -377,6 +383,69 @@ def curves(jobs: Sequence[Job], path: Path) -> Path | None:
     return learning_curves(runs, path, arm_of=arm_of) if runs else None
 
 
+def epochs_to(job: Job, threshold: float) -> int | None:
+    """The first epoch whose running training top-1 error (``curves.json``) is at most
+    ``threshold``: Figure 1's measure of how fast a net learns; None where none is."""
+    for row in read_curves(job.path):
+        error = row.get("train/top1_error")
+        if error is not None and error <= threshold:
+            return int(row["epoch"])
+    return None
+
+
+def _seed_of(job: Job) -> str:
+    return job.overrides.get(SEED, _DEFAULT)
+
+
+def _epochs_text(job: Job, threshold: float) -> str:
+    epochs = epochs_to(job, threshold)
+    trained = len(read_curves(job.path))
+    return f"{_seed_of(job)}: {epochs}" if epochs is not None else f"{_seed_of(job)}: >{trained}"
+
+
+def epoch_ratio(arm: Arm, baseline: Arm, threshold: float) -> tuple[RatioInterval | None, int]:
+    """``arm``'s epochs to ``threshold`` over ``baseline``'s, seed by seed (both arms' jobs of
+    that seed must reach it): their geometric mean and its 95% interval, and how many seeds
+    were left out because a run never reached the threshold."""
+    theirs = {_seed_of(job): epochs_to(job, threshold) for job in baseline.done}
+    ratios, censored = [], 0
+    for job in arm.done:
+        seed = _seed_of(job)
+        if seed not in theirs:
+            continue
+        mine, base = epochs_to(job, threshold), theirs[seed]
+        if mine is None or base is None:
+            censored += 1
+        else:
+            ratios.append(mine / base)
+    return (ratio_interval(ratios) if ratios else None), censored
+
+
+def speed_table(arms: Sequence[Arm], baseline: Arm, threshold: float) -> str:
+    """Figure 1's comparison (section 3.1) for every arm: each seed's epochs until the epoch's
+    running training top-1 error is at most ``threshold`` (``>N``: not within its N epochs),
+    and the ratio to the baseline's, paired by seed."""
+    percent = f"{threshold:.0%}"
+    rows = [
+        f"| arm | epochs to {percent} training error, by seed | vs {baseline.label}, "
+        f"ratio [{CONFIDENCE:.0%} interval] |",
+        "|---|---|---|",
+    ]
+    for arm in arms:
+        seeds = ", ".join(_epochs_text(job, threshold) for job in arm.done) or _NONE
+        if arm is baseline:
+            versus = "baseline"
+        else:
+            interval, censored = epoch_ratio(arm, baseline, threshold)
+            versus = _NONE if interval is None else f"{interval.mean:.2f}x"
+            if interval is not None and interval.n >= 2:
+                versus += f" [{interval.low:.2f}, {interval.high:.2f}] over {interval.n} seeds"
+            if censored:
+                versus += f" ({censored} seed{'s' if censored > 1 else ''} never got there)"
+        rows.append(f"| {arm.label} | {seeds} | {versus} |")
+    return "\n".join(rows)
+
+
 def _figure(value: float) -> str:
     return _NONE if math.isnan(value) else f"{value:.3f}"
 
@@ -388,6 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("paths", type=Path, nargs="+", help="a sweep folder, or run folders")
     parser.add_argument("--out", type=Path, help="where report.md and report.png go")
+    parser.add_argument(
+        "--train-error",
+        type=float,
+        metavar="F",
+        help="also each arm's epochs until its running training top-1 error is at most F "
+        "(Figure 1's measure: 0.25) and their ratio to the baseline's",
+    )
     parser.add_argument(
         "--baseline",
         metavar="LABEL",
@@ -403,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = args.out or (args.paths[0] if len(args.paths) == 1 else Path.cwd())
     text = report_text(jobs, arms, baseline)
+    if args.train_error is not None:
+        text += "\n\n" + speed_table(arms, baseline, args.train_error)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(text + "\n")
     pictures = [chart(arms, out / "report.png"), curves(jobs, out / "report_curves.png")]
