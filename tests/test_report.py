@@ -332,3 +332,8 @@ def test_figure_1s_measure_is_the_epochs_to_a_training_error_paired_by_seed(
         "seeds (1 seed never got there) |" in lines
     )
     assert not any("training error" in line for line in report(sweep, capsys))
+    with pytest.raises(SystemExit) as refused:
+        main([str(sweep), "--train-error", "25"])
+    assert refused.value.code == 2 and "--train-error 25.0: must be a fraction" in (
+        capsys.readouterr().err
+    )

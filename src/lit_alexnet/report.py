@@ -4,6 +4,7 @@
     python -m lit_alexnet.report multirun/2026-12-02/10-00-00
     python -m lit_alexnet.report multirun/2026-12-02/10-00-00 --baseline no_lrn
     python -m lit_alexnet.report outputs/2026-12-02/10-00-00 outputs/2026-12-02/11-30-00
+    python -m lit_alexnet.report multirun/2026-12-02/10-00-00 --train-error 0.5  # Figure 1
 
 The first table has a row per job: a column for every override that differs between the
 jobs, its status (``done``; ``running``; ``failed``, ``interrupted`` or ``killed`` where it did
@@ -23,7 +24,13 @@ line per arm then says whether its difference is distinguishable from zero, that
 interval leaves zero out. Each interval is at 95% on its own: among many arms, about one in twenty
 that do not differ will look as if they do.
 
-Both tables and the lines are printed and written as ``report.md``, with a chart of the arms
+With ``--train-error F`` a third table measures learning speed as the paper's Figure 1 does
+(section 3.1): each seed's epochs until its running training top-1 error (``curves.json``) is
+at most ``F``, and each arm's ratio to the baseline's, seed by seed, as a geometric mean with a
+95% t interval over the log ratios; a seed that never got there is shown as ``>N`` epochs and
+left out of the ratio.
+
+The tables and the lines are printed and written as ``report.md``, with a chart of the arms
 ``report.png`` (each arm's mean, its standard deviation and its seeds, failed arms as hatched
 slots, chance as a dashed line, top-5 left out where every job's is below 5%) and the jobs'
 learning curves ``report_curves.png`` (into the sweep folder, or ``--out``).
@@ -470,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"the arm the others are compared with (default: {BASELINE}, else the first)",
     )
     args = parser.parse_args(argv)
+    if args.train_error is not None and not 0 < args.train_error <= 1:
+        parser.error(f"--train-error {args.train_error}: must be a fraction in (0, 1], e.g. 0.25")
     try:
         jobs = find_jobs(args.paths)
         arms = group_arms(jobs)
