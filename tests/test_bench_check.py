@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -128,9 +129,13 @@ def test_carried_parts_are_joined_installed_and_on_the_parts_path(
     )
     monkeypatch.setattr(check, "PROBE", imports)
     monkeypatch.setattr(check, "PARTS", (probe,))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     out = tmp_path / "out"
     outcomes = run_check(out, wheels=parts, has_gpu=lambda: True, say=lambda line: None)
     assert [(o.part, o.status) for o in outcomes] == [("install", "ok"), ("probe", "ok")]
+    assert not list(scratch.iterdir()), "the unpacked wheels and their install are left behind"
     assert outcomes[1].last_line == "42"
     logs = ["00-imports.log", "00-install.log", "01-probe.log", check.REPORT]
     assert sorted(p.name for p in out.iterdir()) == logs
@@ -145,9 +150,13 @@ def test_wheels_that_do_not_import_stop_the_check_before_its_parts(
     _wheel(wheels)
     missing = Part("install", 60, (sys.executable, "-c", "import not_carried_here"))
     monkeypatch.setattr(check, "PROBE", missing)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     out = tmp_path / "out"
     outcomes = run_check(out, wheels=wheels, has_gpu=lambda: True, say=lambda line: None)
     assert [(o.part, o.status) for o in outcomes] == [("install", "failed (exit 1)")]
+    assert not list(scratch.iterdir())
     assert "No module named 'not_carried_here'" in outcomes[0].last_line
     assert failed(outcomes) == ["install"]
     assert not list(out.glob("01-*"))

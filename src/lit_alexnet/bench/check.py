@@ -187,7 +187,23 @@ def run_check(
     """Install ``wheels`` (if given) and run the parts (``only`` those named), writing into
     ``out`` as each ends; returns their outcomes."""
     out.mkdir(parents=True, exist_ok=True)
+    # The unpacked wheels and their install (DALI's alone is ~0.6 GB) are scratch: what the
+    # check leaves is in ``out``.
     work = Path(tempfile.mkdtemp(prefix="lit-alexnet-check-"))
+    try:
+        return _run_parts(out, work, wheels, only, has_gpu, say)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_parts(
+    out: Path,
+    work: Path,
+    wheels: Path | None,
+    only: Sequence[str],
+    has_gpu: Callable[[], bool] | None,
+    say: Callable[[str], None],
+) -> list[Outcome]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     outcomes: list[Outcome] = []
     gpu = (has_gpu or torch.cuda.is_available)()
