@@ -390,10 +390,10 @@ def curves(jobs: Sequence[Job], path: Path) -> Path | None:
     return learning_curves(runs, path, arm_of=arm_of) if runs else None
 
 
-def epochs_to(job: Job, threshold: float) -> int | None:
-    """The first epoch whose running training top-1 error (``curves.json``) is at most
-    ``threshold``: Figure 1's measure of how fast a net learns; None where none is."""
-    for row in read_curves(job.path):
+def epochs_to(rows: Sequence[Mapping[str, float]], threshold: float) -> int | None:
+    """The first epoch of a run's ``curves.json`` rows whose running training top-1 error is
+    at most ``threshold``: Figure 1's measure of how fast a net learns; None where none is."""
+    for row in rows:
         error = row.get("train/top1_error")
         if error is not None and error <= threshold:
             return int(row["epoch"])
@@ -404,23 +404,30 @@ def _seed_of(job: Job) -> str:
     return job.overrides.get(SEED, _DEFAULT)
 
 
-def _epochs_text(job: Job, threshold: float) -> str:
-    epochs = epochs_to(job, threshold)
-    trained = len(read_curves(job.path))
-    return f"{_seed_of(job)}: {epochs}" if epochs is not None else f"{_seed_of(job)}: >{trained}"
+@dataclass(frozen=True)
+class Reached:
+    """A job's epochs to the threshold (None: not within them) and the epochs it trained."""
+
+    epochs: int | None
+    trained: int
+
+    def __str__(self) -> str:
+        return str(self.epochs) if self.epochs is not None else f">{self.trained}"
 
 
-def epoch_ratio(arm: Arm, baseline: Arm, threshold: float) -> tuple[RatioInterval | None, int]:
-    """``arm``'s epochs to ``threshold`` over ``baseline``'s, seed by seed (both arms' jobs of
-    that seed must reach it): their geometric mean and its 95% interval, and how many seeds
-    were left out because a run never reached the threshold."""
-    theirs = {_seed_of(job): epochs_to(job, threshold) for job in baseline.done}
+def epoch_ratio(
+    arm: Arm, baseline: Arm, reached: Mapping[Path, Reached]
+) -> tuple[RatioInterval | None, int]:
+    """``arm``'s epochs to the threshold over ``baseline``'s, seed by seed (both arms' jobs of
+    that seed must reach it; ``reached`` has every done job's): their geometric mean and its
+    95% interval, and how many seeds were left out because a run never reached it."""
+    theirs = {_seed_of(job): reached[job.path].epochs for job in baseline.done}
     ratios, censored = [], 0
     for job in arm.done:
         seed = _seed_of(job)
         if seed not in theirs:
             continue
-        mine, base = epochs_to(job, threshold), theirs[seed]
+        mine, base = reached[job.path].epochs, theirs[seed]
         if mine is None or base is None:
             censored += 1
         else:
@@ -432,18 +439,21 @@ def speed_table(arms: Sequence[Arm], baseline: Arm, threshold: float) -> str:
     """Figure 1's comparison (section 3.1) for every arm: each seed's epochs until the epoch's
     running training top-1 error is at most ``threshold`` (``>N``: not within its N epochs),
     and the ratio to the baseline's, paired by seed."""
-    percent = f"{threshold:.0%}"
+    reached = {}
+    for job in (job for arm in arms for job in arm.done):
+        curve = read_curves(job.path)
+        reached[job.path] = Reached(epochs_to(curve, threshold), len(curve))
     rows = [
-        f"| arm | epochs to {percent} training error, by seed | vs {baseline.label}, "
+        f"| arm | epochs to {threshold:.0%} training error, by seed | vs {baseline.label}, "
         f"ratio [{CONFIDENCE:.0%} interval] |",
         "|---|---|---|",
     ]
     for arm in arms:
-        seeds = ", ".join(_epochs_text(job, threshold) for job in arm.done) or _NONE
+        seeds = ", ".join(f"{_seed_of(job)}: {reached[job.path]}" for job in arm.done) or _NONE
         if arm is baseline:
             versus = "baseline"
         else:
-            interval, censored = epoch_ratio(arm, baseline, threshold)
+            interval, censored = epoch_ratio(arm, baseline, reached)
             versus = _NONE if interval is None else f"{interval.mean:.2f}x"
             if interval is not None and interval.n >= 2:
                 versus += f" [{interval.low:.2f}, {interval.high:.2f}] over {interval.n} seeds"
