@@ -147,6 +147,16 @@ DEFINE_UNIT(unit_bf16, uint16_t, bf16_load, bf16_store)
 #define OPENMP_THREAD(t, n) (void)0
 #endif
 
+/* An NCHW unit reads C rows of BLOCK positions a whole channel plane apart: more streams than
+ * the hardware prefetchers follow, so each unit asks for the next one's rows (into L2, where
+ * they wait out the current unit's arithmetic); 20-25% off forward and backward out of cache
+ * on a Zen 4 EPYC (benchmarks/lrn-bf16-attempts-cpu.md). */
+static inline void prefetch_rows(const void *p, i64 rows, i64 step, i64 bytes) {
+  const char *c = (const char *)p;
+  for (i64 r = 0; r < rows; ++r)
+    for (i64 b = 0; b < bytes; b += 64) __builtin_prefetch(c + r * step + b, 0, 1);
+}
+
 /* Units [u0, u1); g == NULL is forward (out = b), else backward (out = grad_a). Needs
  * sp == 1 (NCHW) or sc == 1 (channels-last); a, g and out share the strides. Returns 1
  * where memory ran out. */
@@ -165,6 +175,12 @@ DEFINE_UNIT(unit_bf16, uint16_t, bf16_load, bf16_store)
       i64 n = u / blocks, p0 = (u % blocks) * BLOCK;                                               \
       i64 len = P - p0 < BLOCK ? P - p0 : BLOCK;                                                   \
       i64 at = n * sn + p0 * sp;                                                                   \
+      if (!last && u + 1 < u1) { /* NCHW: the next unit's rows, fetched while this one runs */    \
+        i64 p1 = (u + 1) % blocks * BLOCK, next = (u + 1) / blocks * sn + p1;                      \
+        i64 bytes = (P - p1 < BLOCK ? P - p1 : BLOCK) * (i64)sizeof(TYPE);                         \
+        prefetch_rows(a + next, C, sc * (i64)sizeof(TYPE), bytes);                                 \
+        if (g) prefetch_rows(g + next, C, sc * (i64)sizeof(TYPE), bytes);                          \
+      }                                                                                            \
       UNIT(a + at, g ? g + at : 0, out + at, last ? sp : sc, buf, layout_of(last, C, len, pad),    \
            before, after, (float)alpha, (float)beta, (float)k);                                    \
     }                                                                                              \
