@@ -35,7 +35,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "bench.*",
     ),
     "job": ("job",),
-    "library": ("module", "callbacks.*", "config", "runs", "strategies.*", "data.*"),
+    "library": (
+        "module",
+        "callbacks.*",
+        "config",
+        "runs",
+        "wandb_pictures",
+        "strategies.*",
+        "data.*",
+    ),
     "plain torch": ("nn.*", "optim", "checks", "console", "precision", "rng", "plots", "intervals"),
 }
 MAX_FLOORS = 6

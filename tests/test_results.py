@@ -23,13 +23,16 @@ from lit_alexnet.data.images import open_image
 from lit_alexnet.data.prepare import prepare_shards
 from lit_alexnet.data.transforms import ten_crop_transform
 from lit_alexnet.evaluate import evaluate
+from lit_alexnet.figures import main as figures_main
 from lit_alexnet.figures import make_figures, nearest
 from lit_alexnet.job import run_config
 from lit_alexnet.predict import predict
 from lit_alexnet.report import find_jobs, table
 from lit_alexnet.runs import best_checkpoint
+from lit_alexnet.wandb_pictures import log_pictures
 
-from .test_train import FINAL_LINE, train_cli
+from .test_train import FINAL_LINE, pixels, train_cli
+from .wandb_records import logged_images, run_info
 
 
 @pytest.fixture(scope="module")
@@ -297,3 +300,39 @@ def test_the_report_has_a_row_per_job_with_its_results(run: Path, tmp_path: Path
     # The run's own learning curves, drawn by the job (one epoch) and here for the sweep.
     assert [row["epoch"] for row in json.loads((run / "curves.json").read_text())] == [1]
     assert Image.open(sweep / "report_curves.png").size[0] > 600
+
+
+def test_figures_go_to_a_wandb_run_of_their_own_as_drawn(
+    run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    options = ["--train-images", "8", "--queries", "2", "--neighbours", "2", "--wandb"]
+    assert figures_main([str(run), *options]) == 0
+    (run_file,) = (run / "figures" / "wandb").glob("offline-run-*/run-*.wandb")
+    assert "wandb sync" in capsys.readouterr().out
+    info = run_info(run_file)
+    # Trained without W&B (TensorBoard): the package's project, no group.
+    assert (info["project"], info["group"], info["job_type"]) == ("lit_alexnet", "", "figures")
+    images = logged_images(run_file)
+    assert set(images) == {"figure3/conv1_kernels", "figure4/neighbours"}
+    for key, name in (
+        ("figure3/conv1_kernels", "conv1_kernels"),
+        ("figure4/neighbours", "neighbours"),
+    ):
+        assert np.array_equal(pixels(images[key]), pixels(run / "figures" / f"{name}.png")), key
+
+
+def test_pictures_join_the_training_runs_project_and_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    picture = tmp_path / "a.png"
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(picture)
+    training = {"project": "mine", "group": "multirun/sweep1", "name": "train-3", "id": "abc123"}
+    where = log_pictures({"x/a": picture}, tmp_path / "out", "figures", "train-3-figures", training)
+    (run_file,) = where.glob("run-*.wandb")
+    info = run_info(run_file)
+    assert info["project"] == "mine" and info["group"] == "multirun/sweep1"
+    assert (info["job_type"], info["name"]) == ("figures", "train-3-figures")
+    assert info["config"]["training_run"] == "abc123"
+    assert np.array_equal(pixels(logged_images(run_file)["x/a"]), pixels(picture))

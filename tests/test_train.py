@@ -12,18 +12,25 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 
 from lit_alexnet import AlexNet, LitAlexNet
+from lit_alexnet.report import main as report_main
 
-from .wandb_records import config_and_history, metric_summaries
+from .wandb_records import config_and_history, logged_images, metric_summaries, run_info
 
 if TYPE_CHECKING:
     from conftest import Composer
 
 FINAL_LINE = re.compile(r"^val top-1 error (\d\.\d{3}) \| top-5 error (\d\.\d{3}) \| (\S+)$", re.M)
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def train_cli(*args: str, cwd: Path, cache_dir: Path, timeout: int = 300) -> str:
@@ -95,6 +102,11 @@ def test_offline_wandb_run_lives_in_the_job_dir(smoke_run: tuple[Path, str]) -> 
     assert any(k.startswith("lr-") for k in logged), sorted(logged)
     # The summary keeps the least validation error (WandbBestError), not the last.
     assert "min" in metric_summaries(run_file).get("val/top1_error", set())
+    # results.json names the run, for what is logged after training (figures, report).
+    recorded = json.loads((run_dir / "results.json").read_text())["wandb"]
+    info = run_info(run_file)
+    assert recorded == {"project": "lit_alexnet", "group": None, "name": "smoke", "id": info["id"]}
+    assert run_file.stem == f"run-{info['id']}"
 
 
 def test_resume_from_last_checkpoint(
@@ -120,7 +132,7 @@ def test_resume_from_last_checkpoint(
 
 
 def test_multirun_gives_each_job_its_own_dir_checkpoint_and_wandb_run(
-    tmp_path: Path, cache_dir: Path
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = train_cli(
         "-m",
@@ -142,7 +154,21 @@ def test_multirun_gives_each_job_its_own_dir_checkpoint_and_wandb_run(
         run_ids.add(run_file.stem)
         config, _ = config_and_history(run_file)
         assert config["model"]["net"]["pooling"]["name"] == pooling
+        recorded = json.loads((job_dir / "results.json").read_text())["wandb"]
+        assert recorded["group"] == run_info(run_file)["group"] == "sweep"
+        assert run_file.stem == f"run-{recorded['id']}"
     assert len(run_ids) == 2
+
+    # The report's charts go to a W&B run of their own in the sweep's group, as logged.
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert report_main([str(tmp_path / "sweep"), "--wandb"]) == 0
+    (report_file,) = (tmp_path / "sweep" / "wandb").glob("offline-run-*/run-*.wandb")
+    info = run_info(report_file)
+    assert (info["group"], info["job_type"], info["project"]) == ("sweep", "report", "lit_alexnet")
+    images = logged_images(report_file)
+    assert set(images) == {"report/chart", "report/curves"}
+    for key, name in (("report/chart", "report.png"), ("report/curves", "report_curves.png")):
+        assert np.array_equal(pixels(images[key]), pixels(tmp_path / "sweep" / name)), key
 
 
 @pytest.mark.slow  # two spawned processes: minutes on 2 cores
@@ -198,11 +224,12 @@ def test_default_quickstart_learns_within_its_budget(tmp_path: Path, cache_dir: 
     within it (README; 257 to 275 s on 2 AVX2 EPYC cores), and 30 s more are allowed for a
     CI machine busy with other work.
 
-    Measured (val top-1 error; chance 0.90): where all 10 epochs fit, 0.400 (AVX-512-BF16/AMX
-    Xeon, 2 min 59 s) and 0.383 (AMD EPYC with AVX-512-BF16, 4 min 19 s), with a seed-to-seed
-    spread of 0.04; in the 7 epochs that fit on 2 AVX2 cores, 0.573 (4 min 22 s); a loaded CI
-    machine that fit fewer epochs reached 0.607; on a real AVX2 AMD EPYC (fp32) 4 epochs fit
-    and reached 0.703. The bounds leave the spread as margin, and tighten with the epochs.
+    Measured (val top-1 error; chance 0.90): all 14 epochs on an AMD EPYC with AVX-512-BF16,
+    0.247, 0.287 and 0.280 for seeds 0-2 (4 min 34 s to 4 min 45 s); with the earlier cap of
+    10 epochs, 0.400 on an AVX-512-BF16/AMX Xeon (2 min 59 s); in the 7 or 8 epochs that fit
+    held to AVX2, 0.573 and 0.49 to 0.53; a loaded CI machine that fit fewer epochs reached
+    0.607; on a real AVX2 AMD EPYC (fp32) 4 epochs fit and reached 0.703. The bounds leave the
+    spread as margin, and tighten with the epochs.
     """
     start = time.monotonic()
     out = train_cli(
@@ -212,12 +239,14 @@ def test_default_quickstart_learns_within_its_budget(tmp_path: Path, cache_dir: 
     match = FINAL_LINE.search(out)
     assert match, out[-2000:]
     error = float(match[1])
-    epochs = json.loads((tmp_path / "quickstart" / "results.json").read_text())["epochs"]
+    run = tmp_path / "quickstart"
+    epochs = json.loads((run / "results.json").read_text())["epochs"]
+    configured = OmegaConf.load(run / ".hydra" / "config.yaml").trainer.max_epochs
     assert wall <= 5 * 60 + 30, f"{wall:.0f} s"
-    # All 10 epochs: well below half of chance; 5 to 9 (a slow or busy CPU): three times
+    # All epochs: well below half of chance; 5 or more (a slow or busy CPU): three times
     # chance's accuracy; fewer: still clearly above chance, which a net that does not learn
     # keeps (the paper's SGD does, on this budget).
-    bound = 0.45 if epochs == 10 else 0.70 if epochs >= 5 else 0.80
+    bound = 0.40 if epochs == configured else 0.70 if epochs >= 5 else 0.80
     assert error <= bound, f"{error} after {epochs} epochs"
 
 

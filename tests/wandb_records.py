@@ -67,3 +67,34 @@ def metric_summaries(path: Path) -> dict[str, set[str]]:
             wanted = {f.name for f in summary.DESCRIPTOR.fields if getattr(summary, f.name)}
             found.setdefault(record.metric.name, set()).update(wanted)
     return found
+
+
+def run_info(path: Path) -> dict[str, Any]:
+    """The run's identity as W&B recorded it: project, group, job type, name and id, and the
+    config given to ``wandb.init``."""
+    for record in records(path):
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            return {
+                "project": run.project,
+                "group": run.run_group,
+                "job_type": run.job_type,
+                "name": run.display_name,
+                "id": run.run_id,
+                "config": {u.key: json.loads(u.value_json) for u in run.config.update},
+            }
+    raise ValueError(f"{path} holds no run record")
+
+
+def logged_images(path: Path) -> dict[str, Path]:
+    """Each image key the run logged, and the file W&B keeps it in (its ``files/`` folder)."""
+    _, history = config_and_history(path)
+    # W&B flattens an image's record into KEY/_type, KEY/path, ... items.
+    return {
+        key.removesuffix("/_type"): path.parent
+        / "files"
+        / row[f"{key.removesuffix('/_type')}/path"]
+        for row in history
+        for key, value in row.items()
+        if key.endswith("/_type") and value == "image-file"
+    }

@@ -14,6 +14,9 @@ Writes into ``RUN/figures/``:
 - ``neighbours.png`` (Figure 4): validation images, each followed by the training images
   whose fc7 vectors (:meth:`lit_alexnet.AlexNet.features`) are nearest in Euclidean distance;
   ``--train-images`` caps how many training images are embedded (evenly spread).
+
+``--wandb`` also logs both figures to a W&B run of ``job_type`` ``figures`` in the training
+run's project and group (:func:`lit_alexnet.wandb_pictures.log_pictures`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from lit_alexnet.plots import (
     save_png,
 )
 from lit_alexnet.runs import RunError, best_checkpoint, read_results, run_dir_of
+from lit_alexnet.wandb_pictures import log_pictures, saved_line
 
 
 @dataclass
@@ -152,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--queries", type=int, default=6, help="validation images (default 6)")
     parser.add_argument("--neighbours", type=int, default=6, help="per query (default 6)")
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the figures to W&B, beside the training run (offline unless "
+        "WANDB_MODE=online)",
+    )
     args = parser.parse_args(argv)
     try:
         made = make_figures(
@@ -166,6 +176,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"wrote {made.conv1_kernels} and {made.neighbours} "
         f"({made.train_images} training images embedded)"
     )
+    if args.wandb:
+        run = run_dir_of(args.run)
+        training = read_results(run).get("wandb")
+        where = log_pictures(
+            {"figure3/conv1_kernels": made.conv1_kernels, "figure4/neighbours": made.neighbours},
+            run / "figures",
+            "figures",
+            name=f"{training['name']}-figures" if training else "figures",
+            training=training,
+            config={"run": str(run), "train_images": made.train_images},
+        )
+        print(saved_line(where))
     return 0
 
 

@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from lit_alexnet.callbacks import FinalValidation
+from lit_alexnet.callbacks import FinalValidation, wandb_identity
 from lit_alexnet.config import config_dir, register_configs, validate
 from lit_alexnet.console import quiet_console
 from lit_alexnet.module import MONITOR, LitAlexNet
@@ -98,8 +98,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LitAlexNet, L.Trainer
     model = build_model(cfg, datamodule.num_classes)
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     logger: Logger | bool = instantiate(cfg.logger) if cfg.logger is not None else False
-    # Lightning hands wandb.init an `anonymous` argument, which wandb >= 0.2x warns about
-    # whatever its value; leaving the key out is what wandb asks for.
+    # Lightning hands wandb.init an `anonymous` argument whatever the user set, which wandb
+    # (0.31 here) warns about whatever its value (wandb/wandb#10909, which names Lightning); the
+    # logger has no public way to leave it out, and wandb's warning no filter reaches.
     getattr(logger, "_wandb_init", {}).pop("anonymous", None)
     if not logger:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -142,6 +143,8 @@ def train(cfg: DictConfig) -> float:
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         for logger in trainer.loggers:
             logger.log_hyperparams(resolved)
+        if (identity := wandb_identity(trainer)) is not None:
+            record.update(wandb=identity)
         _fit(trainer, model, datamodule, cfg.ckpt_path, record, summary)
         fit_s = time.monotonic() - started
         top1, top5 = _final_validation(trainer, model, datamodule)

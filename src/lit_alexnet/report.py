@@ -33,7 +33,9 @@ left out of the ratio.
 The tables and the lines are printed and written as ``report.md``, with a chart of the arms
 ``report.png`` (each arm's mean, its standard deviation and its seeds, failed arms as hatched
 slots, chance as a dashed line, top-5 left out where every job's is below 5%) and the jobs'
-learning curves ``report_curves.png`` (into the sweep folder, or ``--out``).
+learning curves ``report_curves.png`` (into the sweep folder, or ``--out``). ``--wandb`` also
+logs both to a W&B run of ``job_type`` ``report`` in the jobs' project and group
+(:func:`lit_alexnet.wandb_pictures.log_pictures`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from lit_alexnet.intervals import (
 )
 from lit_alexnet.plots import error_chart, learning_curves
 from lit_alexnet.runs import RESULTS, read_results, run_overrides
+from lit_alexnet.wandb_pictures import log_pictures, saved_line
 
 _NONE = "—"
 _DEFAULT = "default"  # an arm's value of a key its jobs did not override
@@ -486,6 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="LABEL",
         help=f"the arm the others are compared with (default: {BASELINE}, else the first)",
     )
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the charts to W&B, in the sweep's group (offline unless WANDB_MODE=online)",
+    )
     args = parser.parse_args(argv)
     if args.train_error is not None and not 0 < args.train_error <= 1:
         parser.error(f"--train-error {args.train_error}: must be a fraction in (0, 1], e.g. 0.25")
@@ -505,6 +513,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     pictures = [chart(arms, out / "report.png"), curves(jobs, out / "report_curves.png")]
     print(text)
     print(f"wrote {out / 'report.md'}, " + " and ".join(str(p) for p in pictures if p))
+    if args.wandb:
+        # The jobs of a sweep share their W&B project and group; any job's record gives them.
+        training = next((j.results["wandb"] for j in jobs if "wandb" in j.results), None)
+        keys = ("report/chart", "report/curves")
+        where = log_pictures(
+            {key: p for key, p in zip(keys, pictures, strict=True) if p},
+            out,
+            "report",
+            name="report",
+            training=training,
+            config={"jobs": [str(j.path) for j in jobs]},
+        )
+        print(saved_line(where))
     return 0
 
 

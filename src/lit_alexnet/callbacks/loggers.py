@@ -1,9 +1,10 @@
 """What the experiment loggers get besides the metrics: Figure 3 after each validation
-(:class:`Conv1Kernels`) and W&B's best-error summary (:class:`WandbBestError`)."""
+(:class:`Conv1Kernels`), W&B's best-error summary (:class:`WandbBestError`), and the W&B run's
+identity for ``results.json`` (:func:`wandb_identity`)."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -49,3 +50,22 @@ class WandbBestError(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.define_metric(MONITOR, summary="min")
+
+
+def wandb_identity(trainer: L.Trainer) -> dict[str, Any] | None:
+    """The W&B run ``trainer`` logs to (project, group, name, id), for ``results.json``, so
+    that pictures made after training (:mod:`lit_alexnet.wandb_pictures`) join its project
+    and group; ``None`` without a W&B logger, and on every process but rank 0 (which alone
+    has the run)."""
+    if not trainer.is_global_zero:
+        return None
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            return {
+                "project": run.project,
+                "group": run.group or None,
+                "name": run.name,
+                "id": run.id,
+            }
+    return None
