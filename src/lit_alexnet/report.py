@@ -46,6 +46,7 @@ import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,12 @@ class Job:
     def error(self, split: str, k: int) -> float:
         """The job's ``split`` ("val" or "test") top-``k`` error, NaN where it has none."""
         return float(self.results.get(split, {}).get(f"top{k}_error", math.nan))
+
+    @cached_property
+    def curves(self) -> list[dict[str, float]]:
+        """The job's learning curves (``curves.json``), read once for the tables and the
+        picture; empty where it has none."""
+        return read_curves(self.path)
 
 
 def find_jobs(paths: Sequence[str | Path]) -> list[Job]:
@@ -389,7 +396,7 @@ def curves(jobs: Sequence[Job], path: Path) -> Path | None:
     """The jobs' learning curves in one figure (their ``curves.json``), a colour per arm;
     None where no job has any."""
     arm_of = {str(job.path): arm.label for arm in group_arms(jobs) for job in arm.jobs}
-    runs = {str(job.path): rows for job in jobs if (rows := read_curves(job.path))}
+    runs = {str(job.path): job.curves for job in jobs if job.curves}
     return learning_curves(runs, path, arm_of=arm_of) if runs else None
 
 
@@ -442,10 +449,11 @@ def speed_table(arms: Sequence[Arm], baseline: Arm, threshold: float) -> str:
     """Figure 1's comparison (section 3.1) for every arm: each seed's epochs until the epoch's
     running training top-1 error is at most ``threshold`` (``>N``: not within its N epochs),
     and the ratio to the baseline's, paired by seed."""
-    reached = {}
-    for job in (job for arm in arms for job in arm.done):
-        curve = read_curves(job.path)
-        reached[job.path] = Reached(epochs_to(curve, threshold), len(curve))
+    reached = {
+        job.path: Reached(epochs_to(job.curves, threshold), len(job.curves))
+        for arm in arms
+        for job in arm.done
+    }
     rows = [
         f"| arm | epochs to {threshold:.0%} training error, by seed | vs {baseline.label}, "
         f"ratio [{CONFIDENCE:.0%} interval] |",
